@@ -1,0 +1,43 @@
+// Errors are values with stable codes. The HTTP error handler maps them to {error, message, details?} and a status.
+export const ERROR_CODES = {
+  validation_failed: 400,
+  invalid_json: 400,
+  bad_request: 400,
+  unauthorized: 401,
+  not_found: 404,
+  instance_not_found: 404,
+  method_not_allowed: 405,
+  body_too_large: 413,
+  unsupported_media_type: 415,
+  too_many_requests: 429,
+  internal_error: 500,
+  not_ready: 503,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface ErrorDetail {
+  path: string;
+  message: string;
+}
+
+export class RollcallError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details?: ErrorDetail[];
+
+  constructor(code: ErrorCode, message: string, details?: ErrorDetail[]) {
+    super(message);
+    this.name = 'RollcallError';
+    this.code = code;
+    this.status = ERROR_CODES[code];
+    if (details) this.details = details;
+  }
+}
+
+export function instanceNotFound(namespace: string, service: string, id: string): RollcallError {
+  return new RollcallError(
+    'instance_not_found',
+    `Instance "${id}" of service "${service}" in namespace "${namespace}" is not registered (unknown or its lease expired); register it again.`,
+  );
+}

@@ -1,0 +1,51 @@
+import type { EventReason, EventType, Instance, InstanceStatus } from '../schemas/instance.js';
+
+/** An instance as the registry holds it: timestamps as epoch milliseconds. */
+export interface InstanceRecord {
+  namespace: string;
+  service: string;
+  id: string;
+  address: string;
+  port: number;
+  status: InstanceStatus;
+  weight: number;
+  zone: string | null;
+  tags: string[];
+  metadata: Record<string, string>;
+  ttlSeconds: number;
+  registeredAt: number;
+  lastHeartbeatAt: number;
+  /** Lease deadline. Not persisted: a restart grants every restored instance a fresh full TTL. */
+  expiresAt: number;
+  revision: number;
+  createRevision: number;
+}
+
+/** A committed change, as the event log stores it and watchers receive it. */
+export interface ChangeEvent {
+  type: EventType;
+  revision: number;
+  reason: EventReason;
+  instance: Instance;
+}
+
+export function toApiInstance(r: InstanceRecord): Instance {
+  return {
+    namespace: r.namespace,
+    service: r.service,
+    id: r.id,
+    address: r.address,
+    port: r.port,
+    status: r.status,
+    weight: r.weight,
+    zone: r.zone,
+    tags: r.tags,
+    metadata: r.metadata,
+    ttlSeconds: r.ttlSeconds,
+    registeredAt: new Date(r.registeredAt).toISOString(),
+    lastHeartbeatAt: new Date(r.lastHeartbeatAt).toISOString(),
+    expiresAt: new Date(r.expiresAt).toISOString(),
+    revision: r.revision,
+    createRevision: r.createRevision,
+  };
+}

@@ -1,0 +1,182 @@
+// The only module that speaks SQL about instances, the revision and the event log.
+import type { Instance } from '../schemas/instance.js';
+import type { ChangeEvent, InstanceRecord } from '../registry/types.js';
+import type { Db } from './open.js';
+
+interface InstanceRow {
+  namespace: string;
+  service: string;
+  id: string;
+  address: string;
+  port: number;
+  status: InstanceRecord['status'];
+  weight: number;
+  zone: string | null;
+  tags: string;
+  metadata: string;
+  ttl_seconds: number;
+  registered_at: number;
+  last_heartbeat_at: number;
+  revision: number;
+  create_revision: number;
+}
+
+interface EventRow {
+  revision: number;
+  type: ChangeEvent['type'];
+  reason: ChangeEvent['reason'];
+  instance: string;
+}
+
+/** A change to commit: the record to write (or delete) and the event that tells watchers about it. */
+export interface StoredChange {
+  event: ChangeEvent;
+  record: InstanceRecord;
+}
+
+export interface HeartbeatMark {
+  namespace: string;
+  service: string;
+  id: string;
+  lastHeartbeatAt: number;
+}
+
+/** Trimming the event log deletes at most this many rows per write beyond what the write added. */
+const TRIM_BATCH = 1000;
+
+export function createInstanceStore(db: Db, options: { historySize: number }) {
+  const { historySize } = options;
+  const selectAll = db.prepare('SELECT * FROM instances');
+  const upsert = db.prepare(`
+    INSERT INTO instances (namespace, service, id, address, port, status, weight, zone, tags, metadata,
+                           ttl_seconds, registered_at, last_heartbeat_at, revision, create_revision)
+    VALUES (@namespace, @service, @id, @address, @port, @status, @weight, @zone, @tags, @metadata,
+            @ttlSeconds, @registeredAt, @lastHeartbeatAt, @revision, @createRevision)
+    ON CONFLICT (namespace, service, id) DO UPDATE SET
+      address = excluded.address, port = excluded.port, status = excluded.status, weight = excluded.weight,
+      zone = excluded.zone, tags = excluded.tags, metadata = excluded.metadata, ttl_seconds = excluded.ttl_seconds,
+      registered_at = excluded.registered_at, last_heartbeat_at = excluded.last_heartbeat_at,
+      revision = excluded.revision, create_revision = excluded.create_revision`);
+  const remove = db.prepare('DELETE FROM instances WHERE namespace = ? AND service = ? AND id = ?');
+  const appendEvent = db.prepare(
+    'INSERT INTO events (revision, type, reason, namespace, service, instance) VALUES (?, ?, ?, ?, ?, ?)',
+  );
+  const getCounter = db.prepare('SELECT value FROM counters WHERE name = ?').pluck();
+  const setCounter = db.prepare('UPDATE counters SET value = ? WHERE name = ?');
+  const trimEvents = db.prepare('DELETE FROM events WHERE revision <= ?');
+  const markHeartbeat = db.prepare(
+    'UPDATE instances SET last_heartbeat_at = ? WHERE namespace = ? AND service = ? AND id = ?',
+  );
+  const eventsAll = db.prepare('SELECT revision, type, reason, instance FROM events WHERE revision > ? AND revision <= ? ORDER BY revision LIMIT ?');
+  const eventsNs = db.prepare(
+    'SELECT revision, type, reason, instance FROM events WHERE namespace = ? AND revision > ? AND revision <= ? ORDER BY revision LIMIT ?',
+  );
+  const eventsSvc = db.prepare(
+    'SELECT revision, type, reason, instance FROM events WHERE namespace = ? AND service = ? AND revision > ? AND revision <= ? ORDER BY revision LIMIT ?',
+  );
+  const lastChangeByService = db.prepare(
+    'SELECT namespace, service, MAX(revision) AS revision FROM events GROUP BY namespace, service',
+  );
+
+  const commitTx = db.transaction((changes: StoredChange[]) => {
+    for (const { event, record } of changes) {
+      if (event.type === 'DELETED') remove.run(record.namespace, record.service, record.id);
+      else upsert.run(toRow(record));
+      appendEvent.run(event.revision, event.type, event.reason, record.namespace, record.service, JSON.stringify(event.instance));
+    }
+    const last = changes[changes.length - 1];
+    if (!last) return;
+    setCounter.run(last.event.revision, 'revision');
+    const compacted = getCounter.get('compacted') as number;
+    const target = last.event.revision - historySize;
+    if (target > compacted) {
+      const upTo = Math.min(target, compacted + TRIM_BATCH + changes.length);
+      trimEvents.run(upTo);
+      setCounter.run(upTo, 'compacted');
+    }
+  });
+
+  const heartbeatTx = db.transaction((marks: HeartbeatMark[]) => {
+    for (const m of marks) markHeartbeat.run(m.lastHeartbeatAt, m.namespace, m.service, m.id);
+  });
+
+  return {
+    loadInstances(): Omit<InstanceRecord, 'expiresAt'>[] {
+      return (selectAll.all() as InstanceRow[]).map(fromRow);
+    },
+    revision(): number {
+      return getCounter.get('revision') as number;
+    },
+    /** The highest revision no longer in the event log: resuming from an older one is refused. */
+    compactedRevision(): number {
+      return getCounter.get('compacted') as number;
+    },
+    /** Writes every change, its event, the new revision and the trim in one transaction (one fsync). */
+    commit(changes: StoredChange[]): void {
+      commitTx(changes);
+    },
+    saveHeartbeats(marks: HeartbeatMark[]): void {
+      if (marks.length > 0) heartbeatTx(marks);
+    },
+    /** Events with after < revision <= upTo, oldest first, at most limit, optionally for one namespace/service. */
+    readEvents(filter: { namespace?: string; service?: string }, after: number, upTo: number, limit: number): ChangeEvent[] {
+      const rows = (filter.namespace === undefined
+        ? eventsAll.all(after, upTo, limit)
+        : filter.service === undefined
+          ? eventsNs.all(filter.namespace, after, upTo, limit)
+          : eventsSvc.all(filter.namespace, filter.service, after, upTo, limit)) as EventRow[];
+      return rows.map((r) => ({
+        type: r.type,
+        revision: r.revision,
+        reason: r.reason,
+        instance: JSON.parse(r.instance) as Instance,
+      }));
+    },
+    /** Last change revision per service still in the log, to seed long-poll indexes after a restart. */
+    lastChangeByService(): { namespace: string; service: string; revision: number }[] {
+      return lastChangeByService.all() as { namespace: string; service: string; revision: number }[];
+    },
+  };
+}
+
+export type InstanceStore = ReturnType<typeof createInstanceStore>;
+
+function toRow(r: InstanceRecord) {
+  return {
+    namespace: r.namespace,
+    service: r.service,
+    id: r.id,
+    address: r.address,
+    port: r.port,
+    status: r.status,
+    weight: r.weight,
+    zone: r.zone,
+    tags: JSON.stringify(r.tags),
+    metadata: JSON.stringify(r.metadata),
+    ttlSeconds: r.ttlSeconds,
+    registeredAt: r.registeredAt,
+    lastHeartbeatAt: r.lastHeartbeatAt,
+    revision: r.revision,
+    createRevision: r.createRevision,
+  };
+}
+
+function fromRow(row: InstanceRow): Omit<InstanceRecord, 'expiresAt'> {
+  return {
+    namespace: row.namespace,
+    service: row.service,
+    id: row.id,
+    address: row.address,
+    port: row.port,
+    status: row.status,
+    weight: row.weight,
+    zone: row.zone,
+    tags: JSON.parse(row.tags) as string[],
+    metadata: JSON.parse(row.metadata) as Record<string, string>,
+    ttlSeconds: row.ttl_seconds,
+    registeredAt: row.registered_at,
+    lastHeartbeatAt: row.last_heartbeat_at,
+    revision: row.revision,
+    createRevision: row.create_revision,
+  };
+}
