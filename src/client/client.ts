@@ -1,0 +1,84 @@
+// createClient: the REST calls of the registry, self-maintaining registrations and live watch views,
+// all owned by one client so that close() stops every timer and socket it started.
+import { createApi } from './api.js';
+import { DEFAULT_RETRY, type RetryOptions } from './backoff.js';
+import type { HttpConfig } from './http.js';
+import { Registration, type RegisterOptions } from './registration.js';
+import { WatchView, type WatchOptions } from './watch-view.js';
+
+export interface ClientOptions {
+  /** The registry's base URL, e.g. http://127.0.0.1:7400 */
+  url: string;
+  /** Sent as `Authorization: Bearer <token>`. */
+  token?: string;
+  /** Per-request timeout in ms (default 5000). */
+  timeoutMs?: number;
+  /** Backoff for background retries and reconnects. */
+  retry?: RetryOptions;
+}
+
+export function createClient(options: ClientOptions) {
+  let parsed: URL;
+  try {
+    parsed = new URL(options.url);
+  } catch {
+    throw new TypeError(`Invalid registry URL "${options.url}".`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new TypeError(`Invalid registry URL "${options.url}": use http:// or https://.`);
+  }
+  const abort = new AbortController();
+  const http: HttpConfig = {
+    baseUrl: parsed.href.replace(/\/+$/, ''),
+    timeoutMs: options.timeoutMs ?? 5000,
+    signal: abort.signal,
+  };
+  if (options.token !== undefined) http.token = options.token;
+  const retry: RetryOptions = { ...DEFAULT_RETRY, ...options.retry };
+  const api = createApi(http);
+  const registrations = new Set<Registration>();
+  const views = new Set<WatchView>();
+  let closed = false;
+
+  function assertOpen(): void {
+    if (closed) throw new Error('This rollcall client is closed.');
+  }
+
+  return {
+    ...api,
+    url: http.baseUrl,
+
+    /**
+     * Registers an instance and keeps it registered. Resolves after the first attempt, also when the
+     * registry is unreachable (the handle then retries in the background and emits 'registered' when it
+     * succeeds); rejects only when the registry refuses the registration (4xx).
+     */
+    async register(input: RegisterOptions): Promise<Registration> {
+      assertOpen();
+      const reg = new Registration(input, { api, retry, onStopped: (r) => registrations.delete(r) });
+      registrations.add(reg);
+      await reg.start();
+      return reg;
+    },
+
+    /** A live view of one service, or of a whole namespace when `service` is omitted. */
+    watch(watchOptions: WatchOptions = {}): WatchView {
+      assertOpen();
+      const viewConfig = { baseUrl: http.baseUrl, timeoutMs: http.timeoutMs, retry, onClosed: (v: WatchView) => views.delete(v) };
+      const view = new WatchView(watchOptions, http.token === undefined ? viewConfig : { ...viewConfig, token: http.token });
+      views.add(view);
+      return view;
+    },
+
+    /** Stops every registration's heartbeats (without deregistering), closes every view and cancels requests in flight. */
+    close(): void {
+      if (closed) return;
+      closed = true;
+      for (const r of [...registrations]) r.stop();
+      for (const v of [...views]) v.close();
+      abort.abort();
+    },
+  };
+}
+
+export type RollcallClient = ReturnType<typeof createClient>;

@@ -1,0 +1,18 @@
+// The published client library: `import { createClient } from 'rollcall/client'`.
+// Depends on Node's fetch and `ws` only; the types come from the registry's schemas as types, never as code.
+export { createClient, type ClientOptions, type RollcallClient } from './client.js';
+export { Registration, defaultInstanceId, type RegisterOptions } from './registration.js';
+export { WatchView, SLOW_CONSUMER_CLOSE, type WatchOptions, type ViewFilter, type ViewChange } from './watch-view.js';
+export { RollcallClientError, isRetryable, isNotFound, type ClientOnlyErrorCode } from './errors.js';
+export { isRoutable, createPicker, type Picker } from './routing.js';
+export { backoffDelay, jitter, type RetryOptions } from './backoff.js';
+export type {
+  InstanceFilter,
+  InstanceList,
+  ServiceList,
+  ServiceSummary,
+  NamespaceList,
+  NamespaceSummary,
+  PutResult,
+} from './api.js';
+export type { Instance, InstanceStatus, RegisterInput, PatchInput, RegistryEvent } from '../schemas/instance.js';

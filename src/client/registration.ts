@@ -1,0 +1,241 @@
+// A registration that looks after itself: heartbeats about every ttl/3, registers again when the
+// registry forgot it (heartbeat 404), retries with backoff while the registry is unreachable, and
+// re-applies the wanted state (status, weight, …) once it is back. Nothing here throws into the host
+// from a timer: background failures become 'error' events.
+import { EventEmitter } from 'node:events';
+import os from 'node:os';
+import type { Instance, InstanceStatus, PatchInput, RegisterInput } from '../schemas/instance.js';
+import type { Api } from './api.js';
+import { backoffDelay, jitter, type RetryOptions } from './backoff.js';
+import { RollcallClientError, isNotFound, isRetryable, toError } from './errors.js';
+
+export interface RegisterOptions {
+  /** Default 'default'. */
+  namespace?: string;
+  service: string;
+  /** Default: service-host-pid-random, unique per registration. */
+  id?: string;
+  address: string;
+  port: number;
+  /** Default 30 (the registry's default). */
+  ttlSeconds?: number;
+  status?: InstanceStatus;
+  weight?: number;
+  zone?: string | null;
+  tags?: string[];
+  metadata?: Record<string, string>;
+}
+
+export interface RegistrationConfig {
+  api: Api;
+  retry: RetryOptions;
+  onStopped: (r: Registration) => void;
+}
+
+type RegistrationEvents = { registered: [Instance]; error: [Error]; deregistered: [] };
+
+const DEFAULT_TTL_SECONDS = 30;
+
+export function defaultInstanceId(service: string): string {
+  const host = os.hostname().replace(/[^A-Za-z0-9.-]/g, '-').slice(0, 60) || 'host';
+  const rand = Math.random().toString(36).slice(2, 8);
+  return `${service}-${host}-${process.pid}-${rand}`;
+}
+
+export class Registration extends EventEmitter<RegistrationEvents> {
+  readonly namespace: string;
+  readonly service: string;
+  readonly id: string;
+
+  private readonly config: RegistrationConfig;
+  /** What we want the registry to hold; a (re-)registration sends exactly this. */
+  private desired: RegisterInput;
+  /** The instance as the registry last answered it. */
+  private last: Instance | undefined;
+  private isRegistered = false;
+  /** The registry may hold an older state than `desired` (a PATCH did not get through). */
+  private dirty = false;
+  private stopped = false;
+  private attempt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  /** Every call to the registry runs through this chain, so a heartbeat never races a PATCH or the DELETE. */
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(options: RegisterOptions, config: RegistrationConfig) {
+    super();
+    this.namespace = options.namespace ?? 'default';
+    this.service = options.service;
+    this.id = options.id ?? defaultInstanceId(options.service);
+    this.config = config;
+    const desired: RegisterInput = { address: options.address, port: options.port };
+    if (options.ttlSeconds !== undefined) desired.ttlSeconds = options.ttlSeconds;
+    if (options.status !== undefined) desired.status = options.status;
+    if (options.weight !== undefined) desired.weight = options.weight;
+    if (options.zone !== undefined) desired.zone = options.zone;
+    if (options.tags !== undefined) desired.tags = [...options.tags];
+    if (options.metadata !== undefined) desired.metadata = { ...options.metadata };
+    this.desired = desired;
+  }
+
+  /** True while the registry is known to hold this instance (as of the last answer). */
+  get registered(): boolean {
+    return this.isRegistered;
+  }
+
+  /** The instance as the registry last answered it; undefined until the first success. */
+  get instance(): Instance | undefined {
+    return this.last;
+  }
+
+  /** First attempt, made by client.register(): rejects only when the registry refuses (4xx). */
+  async start(): Promise<void> {
+    await this.serial(async () => {
+      try {
+        await this.put();
+      } catch (err) {
+        if (!isRetryable(err)) {
+          this.stop();
+          throw err;
+        }
+        this.report(err);
+        this.schedule(backoffDelay(this.attempt++, this.config.retry));
+      }
+    });
+  }
+
+  setStatus(status: InstanceStatus): Promise<void> {
+    return this.update({ status });
+  }
+
+  /**
+   * Changes status, weight, zone, tags, metadata or ttlSeconds. Rejects when the registry refuses the
+   * change (4xx, the wanted state is then left as it was); when the registry is unreachable it resolves
+   * and the change is applied in the background once it is back.
+   */
+  update(patch: PatchInput): Promise<void> {
+    return this.serial(async () => {
+      if (this.stopped) throw new RollcallClientError('closed', `Registration ${this.id} was deregistered or its client closed.`);
+      const before = this.desired;
+      this.desired = { ...before, ...patch };
+      if (this.isRegistered && !this.dirty) {
+        try {
+          this.last = await this.config.api.patchInstance(this.namespace, this.service, this.id, patch);
+          return;
+        } catch (err) {
+          if (isRetryable(err)) {
+            this.dirty = true;
+            this.report(err);
+            return;
+          }
+          if (!isNotFound(err)) {
+            this.desired = before;
+            throw err;
+          }
+          this.isRegistered = false;
+        }
+      }
+      // Not registered, forgotten (404), or behind on an earlier change: send the whole wanted state now
+      // rather than at the end of a backoff.
+      clearTimeout(this.timer);
+      try {
+        await this.put();
+      } catch (err) {
+        if (isRetryable(err)) {
+          this.report(err);
+          this.schedule(backoffDelay(this.attempt++, this.config.retry));
+          return;
+        }
+        this.desired = before;
+        this.schedule(backoffDelay(this.attempt++, this.config.retry));
+        throw err;
+      }
+    });
+  }
+
+  /** Stops heartbeats and removes the instance. An instance the registry no longer knows counts as removed. */
+  async deregister(): Promise<void> {
+    this.stop();
+    await this.chain.catch(() => {});
+    try {
+      await this.config.api.deleteInstance(this.namespace, this.service, this.id);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    this.isRegistered = false;
+    this.emit('deregistered');
+  }
+
+  /** Stops every timer without telling the registry (the lease then runs out). Used by client.close(). */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.config.onStopped(this);
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => {});
+    return run;
+  }
+
+  private async put(): Promise<void> {
+    const { instance } = await this.config.api.putInstance(this.namespace, this.service, this.id, this.desired);
+    this.last = instance;
+    this.isRegistered = true;
+    this.dirty = false;
+    this.attempt = 0;
+    this.schedule(this.heartbeatInterval());
+    this.emit('registered', instance);
+  }
+
+  /** One background step: register (again) when needed, else heartbeat. Never throws. */
+  private async tick(): Promise<void> {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    try {
+      if (!this.isRegistered || this.dirty) {
+        await this.put();
+        return;
+      }
+      try {
+        this.last = await this.config.api.heartbeat(this.namespace, this.service, this.id);
+        this.attempt = 0;
+        this.schedule(this.heartbeatInterval());
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+        // The registry lost or expired us (restart with an empty data dir, a long partition): register again at once.
+        this.isRegistered = false;
+        await this.put();
+      }
+    } catch (err) {
+      if (this.stopped) return;
+      this.report(err);
+      // Keep retrying, but never less often than the heartbeat cadence while we still hold a lease.
+      const delay = backoffDelay(this.attempt++, this.config.retry);
+      this.schedule(this.isRegistered ? Math.min(delay, this.heartbeatInterval()) : delay);
+    }
+  }
+
+  private heartbeatInterval(): number {
+    const ttl = this.desired.ttlSeconds ?? this.last?.ttlSeconds ?? DEFAULT_TTL_SECONDS;
+    return Math.max(50, jitter((ttl * 1000) / 3));
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.serial(() => this.tick());
+    }, ms);
+    // The host's own work (a server, a child process) keeps it alive; a registration alone should not.
+    this.timer.unref();
+  }
+
+  private report(err: unknown): void {
+    if (this.listenerCount('error') > 0) this.emit('error', toError(err));
+  }
+}

@@ -1,0 +1,316 @@
+// A live, local copy of one service (or a whole namespace), kept current over the watch WebSocket of issue 3.
+//
+// Protocol as the client uses it:
+// - connect without sinceRevision → SNAPSHOT replaces the view (this is the "list"), then events;
+// - every event and BOOKMARK advances `revision`, so a reconnect resumes with sinceRevision=revision
+//   and misses nothing (slow-consumer close 4008, network drop, registry restart);
+// - ERROR revision_compacted / revision_ahead → drop the resume point and connect again for a fresh
+//   SNAPSHOT. The old contents stay visible until it arrives: a stale view beats an empty one;
+// - anything else → reconnect with backoff, forever, until close().
+import { EventEmitter } from 'node:events';
+import WebSocket, { type RawData } from 'ws';
+import type { Instance, InstanceStatus, RegistryEvent } from '../schemas/instance.js';
+import { backoffDelay, type RetryOptions } from './backoff.js';
+import { RollcallClientError, isRetryable } from './errors.js';
+import { answerError, authHeaders } from './http.js';
+import { compareInstances, createPicker, instanceKey } from './routing.js';
+
+export interface WatchOptions {
+  /** Default 'default'. */
+  namespace?: string;
+  /** Omitted = every service of the namespace. */
+  service?: string;
+  /** How often the registry sends a BOOKMARK on an idle stream (1-300, default 15). */
+  bookmarkSeconds?: number;
+}
+
+export interface ViewFilter {
+  status?: InstanceStatus;
+  zone?: string;
+  tag?: string;
+}
+
+export interface ViewChange {
+  /** The view's revision after the change(s). */
+  revision: number;
+}
+
+export interface WatchViewConfig {
+  baseUrl: string;
+  token?: string;
+  timeoutMs: number;
+  retry: RetryOptions;
+  onClosed: (view: WatchView) => void;
+}
+
+type WatchMessage =
+  | { type: 'SNAPSHOT'; revision: number; items: Instance[] }
+  | ({ type: RegistryEvent['type'] } & Omit<RegistryEvent, 'type'>)
+  | { type: 'BOOKMARK'; revision: number }
+  | { type: 'ERROR'; code: string; message: string };
+
+type ViewEvents = { change: [ViewChange]; error: [Error] };
+
+/** Close code the registry uses for a watcher that fell too far behind (issue 3). */
+export const SLOW_CONSUMER_CLOSE = 4008;
+const MAX_ERROR_BODY = 64 * 1024;
+
+export class WatchView extends EventEmitter<ViewEvents> {
+  readonly namespace: string;
+  readonly service: string | undefined;
+  /** Resolves at the first snapshot; rejects when the registry refuses the watch (4xx) or the view is closed first. */
+  readonly ready: Promise<void>;
+
+  private readonly config: WatchViewConfig;
+  private readonly bookmarkSeconds: number;
+  private readonly picker = createPicker();
+  private items = new Map<string, Instance>();
+  private rev = 0;
+  /** True once a snapshot was applied: only then is `rev` a point to resume from. */
+  private synced = false;
+  private isReady = false;
+  private resolveReady!: () => void;
+  private rejectReady!: (err: Error) => void;
+  private socket: WebSocket | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private attempt = 0;
+  private relistNow = false;
+  private closed = false;
+  private changePending = false;
+
+  constructor(options: WatchOptions, config: WatchViewConfig) {
+    super();
+    this.namespace = options.namespace ?? 'default';
+    this.service = options.service;
+    this.bookmarkSeconds = options.bookmarkSeconds ?? 15;
+    this.config = config;
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.resolveReady = resolve;
+      this.rejectReady = reject;
+    });
+    // A host that never awaits `ready` must not die of an unhandled rejection when it closes the view early.
+    this.ready.catch(() => {});
+    this.connect();
+  }
+
+  /** The registry revision the view is consistent at (0 before the first snapshot). */
+  get revision(): number {
+    return this.rev;
+  }
+
+  /** The instances in view, sorted by service then id. */
+  instances(filter: ViewFilter = {}): Instance[] {
+    const out: Instance[] = [];
+    for (const i of this.items.values()) {
+      if (filter.status !== undefined && i.status !== filter.status) continue;
+      if (filter.zone !== undefined && i.zone !== filter.zone) continue;
+      if (filter.tag !== undefined && !i.tags.includes(filter.tag)) continue;
+      out.push(i);
+    }
+    return out.sort(compareInstances);
+  }
+
+  /**
+   * One routable instance (status up, weight > 0) by smooth weighted round-robin, from `zone` when it
+   * has any, otherwise from every zone. undefined when nothing is routable.
+   */
+  pick(options: { zone?: string } = {}): Instance | undefined {
+    return this.picker.pick(this.items.values(), options.zone);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.idleTimer);
+    const ws = this.socket;
+    this.socket = undefined;
+    if (ws) {
+      if (ws.readyState === WebSocket.OPEN) {
+        ws.close(1000, 'client closed');
+        // A registry that never answers the close frame must not keep the host alive.
+        setTimeout(() => ws.terminate(), 1000).unref();
+      } else {
+        ws.terminate();
+      }
+    }
+    if (!this.isReady) this.rejectReady(new RollcallClientError('closed', 'The watch view was closed before its first snapshot.'));
+    this.config.onClosed(this);
+  }
+
+  private connect(): void {
+    this.reconnectTimer = undefined;
+    if (this.closed) return;
+    const q = new URLSearchParams({ namespace: this.namespace });
+    if (this.service !== undefined) q.set('service', this.service);
+    if (this.synced) q.set('sinceRevision', String(this.rev));
+    q.set('bookmarkSeconds', String(this.bookmarkSeconds));
+    const url = `${this.config.baseUrl.replace(/^http/, 'ws')}/v1/watch?${q.toString()}`;
+    const ws = new WebSocket(url, { headers: authHeaders(this.config.token), handshakeTimeout: this.config.timeoutMs });
+    this.socket = ws;
+    let lastError: Error | undefined;
+    ws.on('open', () => this.armIdle(ws));
+    ws.on('message', (data) => this.onMessage(ws, data));
+    ws.on('error', (err) => {
+      lastError = err;
+    });
+    ws.on('close', (code, reason) => this.onClose(ws, code, reason.toString(), lastError));
+    ws.on('unexpected-response', (req, res) => {
+      // The registry refused the upgrade (400 bad query, 401, 5xx…): read its JSON error, then give up on this socket.
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size <= MAX_ERROR_BODY) chunks.push(c);
+      });
+      const done = () => {
+        req.destroy();
+        if (this.socket !== ws) return;
+        this.socket = undefined;
+        let body: unknown;
+        try {
+          body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        } catch {
+          body = undefined;
+        }
+        const err = answerError(res.statusCode ?? 0, body, 'GET /v1/watch');
+        if (isRetryable(err)) {
+          this.report(err);
+          this.scheduleReconnect();
+        } else {
+          this.fail(err);
+        }
+      };
+      res.on('end', done);
+      res.on('error', done);
+    });
+  }
+
+  private onMessage(ws: WebSocket, data: RawData): void {
+    if (this.socket !== ws || this.closed) return;
+    this.armIdle(ws);
+    let msg: WatchMessage;
+    try {
+      msg = JSON.parse(data.toString()) as WatchMessage;
+    } catch {
+      this.report(new RollcallClientError('bad_response', 'The registry sent a watch message that is not JSON; reconnecting.'));
+      ws.terminate();
+      return;
+    }
+    switch (msg.type) {
+      case 'SNAPSHOT': {
+        this.items = new Map(msg.items.map((i) => [instanceKey(i), i]));
+        this.rev = msg.revision;
+        this.synced = true;
+        this.attempt = 0;
+        if (!this.isReady) {
+          this.isReady = true;
+          this.resolveReady();
+        }
+        this.changed();
+        return;
+      }
+      case 'ADDED':
+      case 'MODIFIED':
+      case 'DELETED': {
+        this.attempt = 0;
+        // Events at or below our revision are already applied (overlap on resume): exactly once, never twice.
+        if (!this.synced || msg.revision <= this.rev) return;
+        const key = instanceKey(msg.instance);
+        if (msg.type === 'DELETED') this.items.delete(key);
+        else this.items.set(key, msg.instance);
+        this.rev = msg.revision;
+        this.changed();
+        return;
+      }
+      case 'BOOKMARK': {
+        this.attempt = 0;
+        if (this.synced && msg.revision > this.rev) this.rev = msg.revision;
+        return;
+      }
+      case 'ERROR': {
+        if (msg.code === 'revision_compacted' || msg.code === 'revision_ahead') {
+          // Our resume point is useless (history trimmed, or the registry lost its data): list again.
+          this.synced = false;
+          this.relistNow = true;
+        } else {
+          this.report(new RollcallClientError(msg.code, msg.message));
+        }
+        ws.close();
+        return;
+      }
+      default:
+        // Unknown message types are ignored, so a newer registry can add some.
+        return;
+    }
+  }
+
+  private onClose(ws: WebSocket, code: number, reason: string, lastError: Error | undefined): void {
+    if (this.socket !== ws) return;
+    this.socket = undefined;
+    clearTimeout(this.idleTimer);
+    if (this.closed) return;
+    if (this.relistNow) {
+      this.relistNow = false;
+      this.scheduleReconnect(0);
+      return;
+    }
+    if (code === SLOW_CONSUMER_CLOSE && this.attempt === 0) {
+      // We fell behind; resume from our revision right away.
+      this.attempt++;
+      this.scheduleReconnect(0);
+      return;
+    }
+    const err = lastError
+      ? new RollcallClientError('unreachable', `Watch connection to ${this.config.baseUrl} failed (${describe(lastError)}); reconnecting.`, {
+          cause: lastError,
+        })
+      : new RollcallClientError('disconnected', `Watch connection closed by the registry (${code}${reason ? ` ${reason}` : ''}); reconnecting.`);
+    this.report(err);
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(delay = backoffDelay(this.attempt++, this.config.retry)): void {
+    if (this.closed) return;
+    clearTimeout(this.reconnectTimer);
+    // Not unref'd: a live view is a reason to stay alive until close().
+    this.reconnectTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  /** Bookmarks arrive every bookmarkSeconds on an idle stream; silence far beyond that means a dead connection. */
+  private armIdle(ws: WebSocket): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => ws.terminate(), (this.bookmarkSeconds * 2 + 5) * 1000);
+    this.idleTimer.unref();
+  }
+
+  /** Coalesces a burst of events (a resume replay, say) into one 'change' per turn of the event loop. */
+  private changed(): void {
+    if (this.changePending) return;
+    this.changePending = true;
+    setImmediate(() => {
+      this.changePending = false;
+      if (!this.closed) this.emit('change', { revision: this.rev });
+    });
+  }
+
+  private report(err: Error): void {
+    // EventEmitter throws an 'error' nobody listens to; the background must never throw into the host.
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+
+  private fail(err: RollcallClientError): void {
+    this.report(err);
+    if (!this.isReady) this.rejectReady(err);
+    this.isReady = true;
+    this.closed = true;
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.idleTimer);
+    this.config.onClosed(this);
+  }
+}
+
+function describe(err: Error): string {
+  return (err as NodeJS.ErrnoException).code ?? err.message;
+}
