@@ -9,6 +9,7 @@ export const ERROR_CODES = {
   method_not_allowed: 405,
   body_too_large: 413,
   unsupported_media_type: 415,
+  upgrade_required: 426,
   too_many_requests: 429,
   internal_error: 500,
   not_ready: 503,

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // The rollcall command table. Each command lives in its own file and adds itself to the program.
 import { Command } from 'commander';
+import { addOpenApiCommand } from './openapi.js';
+import { addServeCommand } from './serve.js';
 
 const program = new Command();
 program
@@ -9,5 +11,7 @@ program
   .showHelpAfterError('(run with --help for usage)');
 
 // Commands register here, one line each.
+addServeCommand(program);
+addOpenApiCommand(program);
 
 await program.parseAsync(process.argv);

@@ -7,6 +7,7 @@ export const INSTANCE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 // RFC 1123 hostname: dot-separated labels of letters, digits and inner hyphens, 253 chars at most.
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 // Control characters never belong in names that end up in logs, configs or terminals.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const NO_CONTROL = /^[^\u0000-\u001f\u007f]*$/;
 
 export function isValidAddress(value: string): boolean {
@@ -38,9 +39,9 @@ export const address = z
   .refine(isValidAddress, 'must be an IPv4 address, an IPv6 address or a DNS hostname')
   .meta({ description: 'IPv4, IPv6 or DNS hostname', example: '10.0.0.12' });
 
-export const port = z.int('must be an integer').min(1).max(65535).meta({ example: 8080 });
-export const weight = z.int('must be an integer').min(0).max(256).meta({ description: '0 = no new traffic', example: 1 });
-export const ttlSeconds = z.int('must be an integer').min(1).max(86400).meta({ description: 'Lease length in seconds', example: 30 });
+export const port = z.int().min(1).max(65535).meta({ example: 8080 });
+export const weight = z.int().min(0).max(256).meta({ description: '0 = no new traffic', example: 1 });
+export const ttlSeconds = z.int().min(1).max(86400).meta({ description: 'Lease length in seconds', example: 30 });
 export const zone = z.string().max(64).regex(NO_CONTROL, 'must not contain control characters').meta({ example: 'eu-west-1a' });
 export const tags = z
   .array(z.string().min(1).max(64).regex(NO_CONTROL, 'must not contain control characters'))

@@ -1,0 +1,41 @@
+import type { Command } from 'commander';
+import { loadConfig } from '../config.js';
+import { RollcallError } from '../errors.js';
+import { runServer } from '../server.js';
+import { fail } from './fail.js';
+
+export function addServeCommand(program: Command) {
+  program
+    .command('serve')
+    .description('run the registry server (env: ROLLCALL_HOST, ROLLCALL_PORT, ROLLCALL_DATA_DIR, ROLLCALL_TOKEN, …)')
+    .option('--host <host>', 'address to listen on (default 127.0.0.1)')
+    .option('--port <port>', 'port to listen on; 0 picks a free one (default 7400)')
+    .option('--data-dir <dir>', 'where the SQLite database lives (default ./data)')
+    .option('--history-size <n>', 'events kept for resuming watches (default 100000)')
+    .option('--watch-buffer-bytes <n>', 'unsent bytes after which a slow watcher is closed (default 4194304)')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
+    .action(async (opts: Record<string, string | undefined>) => {
+      let config;
+      try {
+        config = loadConfig(
+          {
+            host: opts.host,
+            port: opts.port,
+            dataDir: opts.dataDir,
+            historySize: opts.historySize,
+            watchBufferBytes: opts.watchBufferBytes,
+            logLevel: opts.logLevel,
+          },
+          process.env,
+        );
+      } catch (err) {
+        if (err instanceof RollcallError) fail(err.message, 2);
+        throw err;
+      }
+      try {
+        await runServer(config);
+      } catch (err) {
+        fail(`cannot start: ${(err as Error).message}`);
+      }
+    });
+}

@@ -1,0 +1,55 @@
+// Server configuration: one zod schema for flags and environment, with coercion and defaults. Pure.
+import { z } from 'zod';
+import { RollcallError } from './errors.js';
+
+const MiB = 1024 * 1024;
+
+export const configSchema = z.object({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.coerce.number().int().min(0).max(65535).default(7400),
+  dataDir: z.string().min(1).default('./data'),
+  /** Events kept in the durable log for resuming watches. */
+  historySize: z.coerce.number().int().min(100).max(100_000_000).default(100_000),
+  /** A watcher whose unsent backlog passes this many bytes is closed as a slow consumer. */
+  watchBufferBytes: z.coerce.number().int().min(64 * 1024).default(4 * MiB),
+  /** When set, every /v1 request must carry `Authorization: Bearer <token>`. */
+  token: z.string().min(1).optional(),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Lease sweep period: expiry lands at most this long after a deadline. */
+  sweepMs: z.coerce.number().int().min(10).max(1000).default(200),
+  heartbeatFlushMs: z.coerce.number().int().min(100).default(5000),
+  maxExpiriesPerSweep: z.coerce.number().int().min(1).default(1000),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+
+const ENV: Record<string, keyof Config> = {
+  ROLLCALL_HOST: 'host',
+  ROLLCALL_PORT: 'port',
+  ROLLCALL_DATA_DIR: 'dataDir',
+  ROLLCALL_HISTORY_SIZE: 'historySize',
+  ROLLCALL_WATCH_BUFFER_BYTES: 'watchBufferBytes',
+  ROLLCALL_TOKEN: 'token',
+  ROLLCALL_LOG_LEVEL: 'logLevel',
+};
+
+/** Flags win over environment variables, which win over defaults. Throws a RollcallError naming bad settings. */
+export function loadConfig(flags: Partial<Record<keyof Config, unknown>>, env: NodeJS.ProcessEnv = {}): Config {
+  const input: Record<string, unknown> = {};
+  for (const [name, key] of Object.entries(ENV)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') input[key] = value;
+  }
+  for (const [key, value] of Object.entries(flags)) if (value !== undefined) input[key] = value;
+  const parsed = configSchema.safeParse(input);
+  if (!parsed.success) {
+    const details = parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+    throw new RollcallError(
+      'bad_request',
+      `Invalid configuration: ${details.map((d) => `${d.path}: ${d.message}`).join('; ')}`,
+      details,
+    );
+  }
+  return parsed.data;
+}

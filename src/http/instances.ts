@@ -1,0 +1,145 @@
+// Instance routes: decode, one call into the registry, the answer.
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Metrics } from '../metrics.js';
+import type { Registry } from '../registry/registry.js';
+import { errorResponses, instanceList, instanceParams, listInstancesQuery, serviceParams } from '../schemas/api.js';
+import { instance, patchBody, registerBody } from '../schemas/instance.js';
+import type { WatchHub } from '../watch/hub.js';
+import { awaitChange } from './long-poll.js';
+
+export interface InstanceRoutesOptions {
+  registry: Registry;
+  hub: WatchHub;
+  metrics: Metrics;
+  shutdown: AbortSignal;
+}
+
+const INSTANCE_URL = '/v1/namespaces/:namespace/services/:service/instances/:id';
+
+export const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = async (app, { registry, hub, metrics, shutdown }) => {
+  app.put(
+    INSTANCE_URL,
+    {
+      schema: {
+        tags: ['instances'],
+        summary: 'Register an instance, or replace its registration',
+        description:
+          'Creates the instance (201) or replaces an existing registration (200). Fields left out take their defaults: status up, weight 1, ttlSeconds 30, tags [], metadata {}. An identical registration only renews the lease.',
+        params: instanceParams,
+        body: registerBody,
+        response: { 200: instance, 201: instance, ...errorResponses(400, 401, 413, 415) },
+      },
+    },
+    async (req, reply) => {
+      const { namespace, service, id } = req.params;
+      const { instance: saved, created } = registry.register(namespace, service, id, req.body);
+      metrics.registrations.inc({ result: created ? 'created' : 'replaced' });
+      return reply.code(created ? 201 : 200).send(saved);
+    },
+  );
+
+  app.put(
+    `${INSTANCE_URL}/heartbeat`,
+    {
+      schema: {
+        tags: ['instances'],
+        summary: 'Renew the lease',
+        description: 'Answers 404 when the instance is unknown or its lease already ended: the caller then registers again. A heartbeat is not a change: no revision, no event.',
+        params: instanceParams,
+        response: { 200: instance, ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (req) => {
+      const { namespace, service, id } = req.params;
+      try {
+        const renewed = registry.heartbeat(namespace, service, id);
+        metrics.heartbeats.inc({ result: 'ok' });
+        return renewed;
+      } catch (err) {
+        metrics.heartbeats.inc({ result: 'not_found' });
+        throw err;
+      }
+    },
+  );
+
+  app.patch(
+    INSTANCE_URL,
+    {
+      schema: {
+        tags: ['instances'],
+        summary: 'Update status, weight, zone, tags, metadata or ttlSeconds',
+        description: 'Only the fields given change. Also renews the lease. zone: null clears the zone.',
+        params: instanceParams,
+        body: patchBody,
+        response: { 200: instance, ...errorResponses(400, 401, 404, 413, 415) },
+      },
+    },
+    async (req) => {
+      const { namespace, service, id } = req.params;
+      return registry.patch(namespace, service, id, req.body);
+    },
+  );
+
+  app.delete(
+    INSTANCE_URL,
+    {
+      schema: {
+        tags: ['instances'],
+        summary: 'Deregister an instance',
+        params: instanceParams,
+        response: { 204: z.null().meta({ description: 'Deregistered' }), ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (req, reply) => {
+      const { namespace, service, id } = req.params;
+      registry.deregister(namespace, service, id);
+      metrics.deregistrations.inc();
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    INSTANCE_URL,
+    {
+      schema: {
+        tags: ['instances'],
+        summary: 'Get one instance',
+        params: instanceParams,
+        response: { 200: instance, ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (req) => {
+      const { namespace, service, id } = req.params;
+      return registry.get(namespace, service, id);
+    },
+  );
+
+  app.get(
+    '/v1/namespaces/:namespace/services/:service/instances',
+    {
+      schema: {
+        tags: ['instances'],
+        summary: 'List the instances of a service',
+        description:
+          'An unknown service lists empty. With `index`, a blocking query: answers as soon as this service changed after revision `index`, else after `wait`. The X-Rollcall-Revision header carries the revision.',
+        params: serviceParams,
+        querystring: listInstancesQuery,
+        response: { 200: instanceList, ...errorResponses(400, 401) },
+      },
+    },
+    async (req, reply) => {
+      const { namespace, service } = req.params;
+      const { status, tag, zone, index, wait } = req.query;
+      await awaitChange({ registry, hub, metrics, shutdown, reply }, { namespace, service }, index, wait);
+      const list = registry.list({
+        namespace,
+        service,
+        ...(status === undefined ? {} : { status }),
+        ...(tag === undefined ? {} : { tag }),
+        ...(zone === undefined ? {} : { zone }),
+      });
+      return reply.header('x-rollcall-revision', String(list.revision)).send(list);
+    },
+  );
+};

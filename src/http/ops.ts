@@ -1,0 +1,64 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Metrics } from '../metrics.js';
+import type { Registry } from '../registry/registry.js';
+import { errorResponses } from '../schemas/api.js';
+
+export interface OpsRoutesOptions {
+  registry: Registry;
+  metrics: Metrics;
+  /** Null when ready; otherwise why not (database closed, migrations pending). */
+  notReadyReason: () => string | null;
+}
+
+export const opsRoutes: FastifyPluginAsyncZod<OpsRoutesOptions> = async (app, { registry, metrics, notReadyReason }) => {
+  app.get(
+    '/healthz',
+    {
+      schema: {
+        tags: ['ops'],
+        summary: 'Liveness: the process answers',
+        response: { 200: z.object({ status: z.literal('ok') }) },
+      },
+    },
+    async () => ({ status: 'ok' as const }),
+  );
+
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        tags: ['ops'],
+        summary: 'Readiness: database open and every migration applied',
+        response: { 200: z.object({ status: z.literal('ready'), revision: z.int() }), ...errorResponses(503) },
+      },
+    },
+    async (_req, reply) => {
+      const reason = notReadyReason();
+      if (reason) return reply.code(503).send({ error: 'not_ready', message: reason });
+      return reply.send({ status: 'ready' as const, revision: registry.revision });
+    },
+  );
+
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        tags: ['ops'],
+        summary: 'Prometheus metrics (text exposition format)',
+        produces: ['text/plain'],
+      },
+    },
+    async (_req, reply) => {
+      metrics.instances.reset();
+      for (const row of registry.countByStatus()) {
+        metrics.instances.set({ namespace: row.namespace, service: row.service, status: row.status }, row.count);
+      }
+      metrics.revision.set(registry.revision);
+      return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    },
+  );
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/openapi.yaml', { schema: { hide: true } }, async (_req, reply) => reply.type('application/yaml').send(app.swagger({ yaml: true })));
+};

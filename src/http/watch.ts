@@ -1,0 +1,136 @@
+// GET /v1/watch: the same watch stream over WebSocket (upgrade) or Server-Sent Events (Accept: text/event-stream).
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { ServerResponse } from 'node:http';
+import type { WebSocket } from 'ws';
+import '@fastify/websocket';
+import { RollcallError } from '../errors.js';
+import type { Metrics } from '../metrics.js';
+import type { Registry } from '../registry/registry.js';
+import { errorResponses, watchQuery } from '../schemas/api.js';
+import type { WatchHub } from '../watch/hub.js';
+import { startWatchSession, type WatchSink } from '../watch/session.js';
+
+export interface WatchRoutesOptions {
+  registry: Registry;
+  hub: WatchHub;
+  metrics: Metrics;
+  maxBufferedBytes: number;
+}
+
+/** A slow consumer's socket gets its close frame queued, then is cut after this grace so memory is freed. */
+const CLOSE_GRACE_MS = 2000;
+
+function webSocketSink(socket: WebSocket): WatchSink {
+  return {
+    sendEvent: (event) => socket.send(event.json, { binary: false }),
+    sendMessage: (message) => socket.send(JSON.stringify(message)),
+    buffered: () => socket.bufferedAmount,
+    close(code, reason) {
+      socket.close(code, reason);
+      setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref();
+    },
+  };
+}
+
+function eventStreamSink(res: ServerResponse): WatchSink {
+  return {
+    sendEvent: (event) => res.write(event.sse),
+    sendMessage(message, id) {
+      const head = id === undefined ? '' : `id: ${id}\n`;
+      res.write(`${head}event: ${String(message.type)}\ndata: ${JSON.stringify(message)}\n\n`);
+    },
+    buffered: () => res.writableLength,
+    close(_code, _reason) {
+      res.end();
+      setTimeout(() => res.destroy(), CLOSE_GRACE_MS).unref();
+    },
+  };
+}
+
+export const watchRoutes: FastifyPluginAsyncZod<WatchRoutesOptions> = async (app, { registry, hub, metrics, maxBufferedBytes }) => {
+  const streams = new Set<ServerResponse>();
+
+  // Server-Sent Event streams are hijacked responses: end them on shutdown or close() would wait forever.
+  app.addHook('preClose', async () => {
+    for (const res of streams) res.end();
+  });
+
+  const common = (q: { namespace?: string | undefined; service?: string | undefined; bookmarkSeconds: number }) => ({
+    registry,
+    hub,
+    maxBufferedBytes,
+    bookmarkMs: q.bookmarkSeconds * 1000,
+    filter: {
+      ...(q.namespace === undefined ? {} : { namespace: q.namespace }),
+      ...(q.service === undefined ? {} : { service: q.service }),
+    },
+    onEventSent: () => metrics.watchEventsSent.inc(),
+    onSlowConsumer: () => metrics.slowConsumerCloses.inc(),
+  });
+
+  app.route({
+    method: 'GET',
+    url: '/v1/watch',
+    schema: {
+      tags: ['watch'],
+      summary: 'Watch changes (WebSocket upgrade, or Server-Sent Events with Accept: text/event-stream)',
+      description: [
+        'Messages (one JSON object per WebSocket message; SSE `event:` is the type, `id:` the revision):',
+        '- `{"type":"SNAPSHOT","revision":R,"items":[…]}` first when sinceRevision is absent;',
+        '- `{"type":"ADDED"|"MODIFIED"|"DELETED","revision":R,"reason":…,"instance":{…}}` for each change, in revision order;',
+        '- `{"type":"BOOKMARK","revision":R}` after bookmarkSeconds without events;',
+        '- `{"type":"ERROR","code":"revision_compacted"|"revision_ahead","message":…}`, then the stream closes: list again.',
+        'A watcher that does not keep up is closed with WebSocket code 4008 (slow_consumer) and resumes with sinceRevision.',
+        'SSE resumes with the Last-Event-ID header like sinceRevision.',
+      ].join('\n'),
+      querystring: watchQuery,
+      response: errorResponses(400, 401, 426),
+    },
+    handler: async (req, reply) => {
+      if (!(req.headers.accept ?? '').includes('text/event-stream')) {
+        throw new RollcallError('upgrade_required', 'Watch needs a WebSocket upgrade, or Accept: text/event-stream for Server-Sent Events.');
+      }
+      let since = req.query.sinceRevision;
+      const lastEventId = req.headers['last-event-id'];
+      if (since === undefined && typeof lastEventId === 'string' && lastEventId !== '') {
+        if (!/^\d{1,15}$/.test(lastEventId)) {
+          throw new RollcallError('validation_failed', 'Last-Event-ID must be a revision number.', [
+            { path: 'headers.last-event-id', message: 'must be a revision number' },
+          ]);
+        }
+        since = Number(lastEventId);
+      }
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      });
+      streams.add(res);
+      metrics.watchers.inc({ kind: 'sse' });
+      const session = startWatchSession({ ...common(req.query), sink: eventStreamSink(res), ...(since === undefined ? {} : { sinceRevision: since }) });
+      res.on('close', () => {
+        session.stop();
+        streams.delete(res);
+        metrics.watchers.dec({ kind: 'sse' });
+      });
+    },
+    wsHandler: (socket, req) => {
+      // Listeners attach before anything async, so no frame or close is missed.
+      const query = watchQuery.parse(req.query);
+      metrics.watchers.inc({ kind: 'websocket' });
+      const session = startWatchSession({
+        ...common(query),
+        sink: webSocketSink(socket),
+        ...(query.sinceRevision === undefined ? {} : { sinceRevision: query.sinceRevision }),
+      });
+      socket.on('close', () => {
+        session.stop();
+        metrics.watchers.dec({ kind: 'websocket' });
+      });
+      socket.on('error', () => session.stop());
+    },
+  });
+};

@@ -1,0 +1,53 @@
+// Prometheus metrics. One registry per app (not prom-client's global), so tests can build many apps.
+import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
+
+export function createMetrics(options: { collectDefaults?: boolean } = {}) {
+  const registry = new PromRegistry();
+  if (options.collectDefaults) collectDefaultMetrics({ register: registry, prefix: 'rollcall_process_' });
+  return {
+    registry,
+    instances: new Gauge({
+      name: 'rollcall_instances',
+      help: 'Registered instances by namespace, service and status',
+      labelNames: ['namespace', 'service', 'status'] as const,
+      registers: [registry],
+    }),
+    revision: new Gauge({ name: 'rollcall_revision', help: 'Current registry-wide revision', registers: [registry] }),
+    registrations: new Counter({
+      name: 'rollcall_registrations_total',
+      help: 'Registrations answered, by result (created, replaced, renewed)',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    heartbeats: new Counter({
+      name: 'rollcall_heartbeats_total',
+      help: 'Heartbeats answered, by result (ok, not_found)',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    deregistrations: new Counter({ name: 'rollcall_deregistrations_total', help: 'Deregistrations', registers: [registry] }),
+    expiries: new Counter({ name: 'rollcall_expiries_total', help: 'Instances removed because their lease ended', registers: [registry] }),
+    httpDuration: new Histogram({
+      name: 'rollcall_http_request_duration_seconds',
+      help: 'HTTP request latency by method, route and status code',
+      labelNames: ['method', 'route', 'status'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    watchers: new Gauge({
+      name: 'rollcall_watchers',
+      help: 'Open watch streams by kind (websocket, sse)',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    watchEventsSent: new Counter({ name: 'rollcall_watch_events_sent_total', help: 'Change events sent to watchers', registers: [registry] }),
+    slowConsumerCloses: new Counter({
+      name: 'rollcall_watch_slow_consumer_closes_total',
+      help: 'Watch streams closed because the client did not keep up',
+      registers: [registry],
+    }),
+    longPollsWaiting: new Gauge({ name: 'rollcall_long_polls_waiting', help: 'Blocking list queries waiting for a change', registers: [registry] }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,34 @@
+import type { Registry } from './registry.js';
+
+export interface LeaseKeeperOptions {
+  /** How often due leases are swept. Expiry lands at most this long after a deadline. */
+  sweepMs: number;
+  /** How often heartbeat times are written to SQLite (they cost no fsync of their own). */
+  heartbeatFlushMs: number;
+  onError: (err: unknown) => void;
+}
+
+/** Runs the registry's timed duties: expiring leases and saving heartbeats lazily. */
+export function startLeaseKeeper(registry: Registry, options: LeaseKeeperOptions): () => void {
+  const sweep = setInterval(() => {
+    try {
+      registry.expireDue();
+    } catch (err) {
+      options.onError(err);
+    }
+  }, options.sweepMs);
+  const flush = setInterval(() => {
+    try {
+      registry.flushHeartbeats();
+    } catch (err) {
+      options.onError(err);
+    }
+  }, options.heartbeatFlushMs);
+  sweep.unref();
+  flush.unref();
+  return () => {
+    clearInterval(sweep);
+    clearInterval(flush);
+    registry.flushHeartbeats();
+  };
+}

@@ -1,0 +1,328 @@
+// The registry's rules: registration, leases, revisions and what counts as a change. No HTTP, no SQL.
+import { instanceNotFound } from '../errors.js';
+import { DEFAULTS, type Instance, type PatchInput, type RegisterInput } from '../schemas/instance.js';
+import type { InstanceStore, StoredChange } from '../store/instance-store.js';
+import type { WatchHub } from '../watch/hub.js';
+import type { Clock } from './clock.js';
+import { createLeaseQueue } from './leases.js';
+import { toApiInstance, type ChangeEvent, type InstanceRecord } from './types.js';
+
+export interface RegistryOptions {
+  store: InstanceStore;
+  hub: WatchHub;
+  clock: Clock;
+  /** Expiries committed per sweep at most (etcd's bounded revoke): a mass expiry is spread, never a stall. */
+  maxExpiriesPerSweep?: number;
+  onExpired?: (count: number) => void;
+}
+
+export interface ListFilter {
+  namespace: string;
+  service?: string;
+  status?: Instance['status'];
+  tag?: string;
+  zone?: string;
+}
+
+export interface ServiceSummary {
+  name: string;
+  instances: number;
+  up: number;
+}
+
+export interface NamespaceSummary {
+  name: string;
+  services: number;
+  instances: number;
+}
+
+type ServiceMap = Map<string, Map<string, InstanceRecord>>;
+
+export function createRegistry(options: RegistryOptions) {
+  const { store, hub, clock } = options;
+  const maxExpiries = options.maxExpiriesPerSweep ?? 1000;
+  const leases = createLeaseQueue();
+  // namespace → service → id → record. Reads are served from here; SQLite is the durable copy.
+  const namespaces = new Map<string, ServiceMap>();
+  // Heartbeats only touch memory; these are written to SQLite in batches by flushHeartbeats().
+  const unsavedHeartbeats = new Set<InstanceRecord>();
+  let revision = store.revision();
+
+  // Restore: every instance gets a fresh full TTL from now, so a registry restart never evicts in a herd.
+  const restoredAt = clock.now();
+  for (const row of store.loadInstances()) {
+    const record: InstanceRecord = { ...row, expiresAt: restoredAt + row.ttlSeconds * 1000 };
+    put(record);
+    leases.add(record);
+  }
+  hub.seedLastChange(store.lastChangeByService());
+
+  function find(namespace: string, service: string, id: string): InstanceRecord | undefined {
+    return namespaces.get(namespace)?.get(service)?.get(id);
+  }
+
+  function put(record: InstanceRecord) {
+    let services = namespaces.get(record.namespace);
+    if (!services) namespaces.set(record.namespace, (services = new Map()));
+    let ids = services.get(record.service);
+    if (!ids) services.set(record.service, (ids = new Map()));
+    ids.set(record.id, record);
+  }
+
+  function drop(record: InstanceRecord) {
+    const services = namespaces.get(record.namespace);
+    const ids = services?.get(record.service);
+    if (!services || !ids) return;
+    ids.delete(record.id);
+    if (ids.size === 0) services.delete(record.service);
+    if (services.size === 0) namespaces.delete(record.namespace);
+  }
+
+  /**
+   * The one write path. Assigns revisions, commits rows + events + revision in one transaction, and only
+   * then changes memory and publishes: nothing is published that did not commit, nothing committed is missed.
+   */
+  function commit(drafts: { type: ChangeEvent['type']; reason: ChangeEvent['reason']; record: InstanceRecord }[]): ChangeEvent[] {
+    if (drafts.length === 0) return [];
+    let next = revision;
+    const changes: StoredChange[] = drafts.map(({ type, reason, record }) => {
+      next += 1;
+      const stamped = type === 'DELETED' ? record : { ...record, revision: next };
+      if (type === 'ADDED') stamped.createRevision = next;
+      return { record: stamped, event: { type, reason, revision: next, instance: toApiInstance(stamped) } };
+    });
+    store.commit(changes);
+    revision = next;
+    for (const { record, event } of changes) {
+      unsavedHeartbeats.delete(find(record.namespace, record.service, record.id) ?? record);
+      if (event.type === 'DELETED') drop(record);
+      else {
+        put(record);
+        leases.add(record);
+      }
+    }
+    const events = changes.map((c) => c.event);
+    hub.publish(events);
+    return events;
+  }
+
+  function sameRegistration(a: InstanceRecord, b: Omit<InstanceRecord, 'registeredAt' | 'lastHeartbeatAt' | 'expiresAt' | 'revision' | 'createRevision'>): boolean {
+    return (
+      a.address === b.address &&
+      a.port === b.port &&
+      a.status === b.status &&
+      a.weight === b.weight &&
+      a.zone === b.zone &&
+      a.ttlSeconds === b.ttlSeconds &&
+      JSON.stringify(a.tags) === JSON.stringify(b.tags) &&
+      JSON.stringify(a.metadata) === JSON.stringify(b.metadata)
+    );
+  }
+
+  function renew(record: InstanceRecord, now: number) {
+    record.lastHeartbeatAt = now;
+    record.expiresAt = now + record.ttlSeconds * 1000;
+    unsavedHeartbeats.add(record);
+  }
+
+  function filterRecords(filter: ListFilter): InstanceRecord[] {
+    const services = namespaces.get(filter.namespace);
+    if (!services) return [];
+    const names = filter.service === undefined ? [...services.keys()].sort() : [filter.service];
+    const out: InstanceRecord[] = [];
+    for (const name of names) {
+      const ids = services.get(name);
+      if (!ids) continue;
+      for (const id of [...ids.keys()].sort()) {
+        const r = ids.get(id)!;
+        if (filter.status !== undefined && r.status !== filter.status) continue;
+        if (filter.zone !== undefined && r.zone !== filter.zone) continue;
+        if (filter.tag !== undefined && !r.tags.includes(filter.tag)) continue;
+        out.push(r);
+      }
+    }
+    return out;
+  }
+
+  return {
+    get revision() {
+      return revision;
+    },
+
+    /** PUT: creates (created=true) or replaces a registration. An identical PUT only renews the lease. */
+    register(namespace: string, service: string, id: string, input: RegisterInput): { instance: Instance; created: boolean } {
+      const now = clock.now();
+      const existing = find(namespace, service, id);
+      const fields = {
+        namespace,
+        service,
+        id,
+        address: input.address,
+        port: input.port,
+        status: input.status ?? DEFAULTS.status,
+        weight: input.weight ?? DEFAULTS.weight,
+        zone: input.zone ?? null,
+        tags: input.tags ?? [],
+        metadata: input.metadata ?? {},
+        ttlSeconds: input.ttlSeconds ?? DEFAULTS.ttlSeconds,
+      };
+      if (existing && sameRegistration(existing, fields)) {
+        renew(existing, now);
+        return { instance: toApiInstance(existing), created: false };
+      }
+      const record: InstanceRecord = {
+        ...fields,
+        // A replacement keeps its identity: first registration time and create revision.
+        registeredAt: existing?.registeredAt ?? now,
+        lastHeartbeatAt: now,
+        expiresAt: now + fields.ttlSeconds * 1000,
+        revision: 0,
+        createRevision: existing?.createRevision ?? 0,
+      };
+      const [event] = commit([{ type: existing ? 'MODIFIED' : 'ADDED', reason: 'registered', record }]);
+      return { instance: event!.instance, created: !existing };
+    },
+
+    /** Renews the lease. Unknown or expired instances are not found, so the caller registers again. */
+    heartbeat(namespace: string, service: string, id: string): Instance {
+      const record = find(namespace, service, id);
+      if (!record) throw instanceNotFound(namespace, service, id);
+      renew(record, clock.now());
+      return toApiInstance(record);
+    },
+
+    /** Partial update; also renews the lease (a write from the instance is proof of life). */
+    patch(namespace: string, service: string, id: string, input: PatchInput): Instance {
+      const existing = find(namespace, service, id);
+      if (!existing) throw instanceNotFound(namespace, service, id);
+      const now = clock.now();
+      const fields = {
+        namespace,
+        service,
+        id,
+        address: existing.address,
+        port: existing.port,
+        status: input.status ?? existing.status,
+        weight: input.weight ?? existing.weight,
+        zone: input.zone === undefined ? existing.zone : input.zone,
+        tags: input.tags ?? existing.tags,
+        metadata: input.metadata ?? existing.metadata,
+        ttlSeconds: input.ttlSeconds ?? existing.ttlSeconds,
+      };
+      if (sameRegistration(existing, fields)) {
+        renew(existing, now);
+        return toApiInstance(existing);
+      }
+      const record: InstanceRecord = {
+        ...existing,
+        ...fields,
+        lastHeartbeatAt: now,
+        expiresAt: now + fields.ttlSeconds * 1000,
+      };
+      return commit([{ type: 'MODIFIED', reason: 'updated', record }])[0]!.instance;
+    },
+
+    deregister(namespace: string, service: string, id: string): void {
+      const existing = find(namespace, service, id);
+      if (!existing) throw instanceNotFound(namespace, service, id);
+      commit([{ type: 'DELETED', reason: 'deregistered', record: existing }]);
+    },
+
+    get(namespace: string, service: string, id: string): Instance {
+      const existing = find(namespace, service, id);
+      if (!existing) throw instanceNotFound(namespace, service, id);
+      return toApiInstance(existing);
+    },
+
+    /** Instances matching filter, sorted by service then id, consistent at `revision`. */
+    list(filter: ListFilter): { revision: number; items: Instance[] } {
+      return { revision, items: filterRecords(filter).map(toApiInstance) };
+    },
+
+    /** Every instance of every namespace (or one namespace), for a watch snapshot. */
+    snapshot(filter: { namespace?: string; service?: string }): { revision: number; items: Instance[] } {
+      const names = filter.namespace === undefined ? [...namespaces.keys()].sort() : [filter.namespace];
+      const items: Instance[] = [];
+      for (const namespace of names) {
+        for (const r of filterRecords({ namespace, ...(filter.service === undefined ? {} : { service: filter.service }) })) {
+          items.push(toApiInstance(r));
+        }
+      }
+      return { revision, items };
+    },
+
+    services(namespace: string): { revision: number; items: ServiceSummary[] } {
+      const services = namespaces.get(namespace);
+      const items: ServiceSummary[] = [];
+      for (const name of [...(services?.keys() ?? [])].sort()) {
+        const ids = services!.get(name)!;
+        let up = 0;
+        for (const r of ids.values()) if (r.status === 'up') up++;
+        items.push({ name, instances: ids.size, up });
+      }
+      return { revision, items };
+    },
+
+    namespaces(): { revision: number; items: NamespaceSummary[] } {
+      const items: NamespaceSummary[] = [];
+      for (const name of [...namespaces.keys()].sort()) {
+        const services = namespaces.get(name)!;
+        let instances = 0;
+        for (const ids of services.values()) instances += ids.size;
+        items.push({ name, services: services.size, instances });
+      }
+      return { revision, items };
+    },
+
+    /** Counts of instances by namespace/service/status, for metrics. */
+    countByStatus(): { namespace: string; service: string; status: string; count: number }[] {
+      const out: { namespace: string; service: string; status: string; count: number }[] = [];
+      for (const [namespace, services] of namespaces) {
+        for (const [service, ids] of services) {
+          const counts = new Map<string, number>();
+          for (const r of ids.values()) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
+          for (const [status, count] of counts) out.push({ namespace, service, status, count });
+        }
+      }
+      return out;
+    },
+
+    /**
+     * Removes instances whose lease ended by now, through the same commit path as any write, so watchers see
+     * DELETED/expired. At most maxExpiriesPerSweep per call; returns how many it removed.
+     */
+    expireDue(): number {
+      const now = clock.now();
+      const due = leases.takeExpired(now, maxExpiries, (r) => find(r.namespace, r.service, r.id) === r);
+      if (due.length === 0) return 0;
+      commit(due.map((record) => ({ type: 'DELETED' as const, reason: 'expired' as const, record })));
+      options.onExpired?.(due.length);
+      return due.length;
+    },
+
+    /** Writes the heartbeat times gathered since the last flush, in one transaction. */
+    flushHeartbeats(): number {
+      if (unsavedHeartbeats.size === 0) return 0;
+      const marks = [...unsavedHeartbeats].map((r) => ({
+        namespace: r.namespace,
+        service: r.service,
+        id: r.id,
+        lastHeartbeatAt: r.lastHeartbeatAt,
+      }));
+      unsavedHeartbeats.clear();
+      store.saveHeartbeats(marks);
+      return marks.length;
+    },
+
+    /** Event log access for watch resumption. */
+    eventsAfter(filter: { namespace?: string; service?: string }, after: number, upTo: number, limit: number): ChangeEvent[] {
+      return store.readEvents(filter, after, upTo, limit);
+    },
+
+    compactedRevision(): number {
+      return store.compactedRevision();
+    },
+  };
+}
+
+export type Registry = ReturnType<typeof createRegistry>;
