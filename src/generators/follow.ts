@@ -1,0 +1,85 @@
+// The --watch loop: every change of the source schedules a render through the debouncer; renders never overlap,
+// and changes that arrive while one is being applied cause exactly one more.
+import { createDebouncer, realTimers, type Timers } from './debounce.js';
+
+export interface FollowSource {
+  on(event: 'change', listener: () => void): unknown;
+  off(event: 'change', listener: () => void): unknown;
+}
+
+export interface FollowOptions {
+  source: FollowSource;
+  /** Renders the current state of the source. */
+  render: () => string;
+  /** Puts a rendered config in place (file + check + reload, or stdout). */
+  apply: (content: string) => Promise<void>;
+  debounceMs: number;
+  maxDelayMs: number;
+  /** A render or apply that threw; following continues with the next change. */
+  onError: (err: unknown) => void;
+  timers?: Timers;
+}
+
+export interface Follower {
+  /** Resolves when no render is running and none is scheduled. */
+  idle(): Promise<void>;
+  /** Stops following; resolves after a render in progress has finished, so a file is never left half-handled. */
+  stop(): Promise<void>;
+}
+
+export function followSource(options: FollowOptions): Follower {
+  let running: Promise<void> | null = null;
+  let again = false;
+  let stopped = false;
+  const idleWaiters: (() => void)[] = [];
+
+  const settleIdle = () => {
+    if (running || debouncer.pending) return;
+    for (const resolve of idleWaiters.splice(0)) resolve();
+  };
+
+  const renderNow = (): void => {
+    if (stopped) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = (async () => {
+      try {
+        await options.apply(options.render());
+      } catch (err) {
+        options.onError(err);
+      }
+    })().finally(() => {
+      running = null;
+      if (again && !stopped) {
+        again = false;
+        renderNow();
+      } else settleIdle();
+    });
+  };
+
+  const debouncer = createDebouncer(renderNow, { quietMs: options.debounceMs, maxDelayMs: options.maxDelayMs }, options.timers ?? realTimers);
+  const onChange = () => {
+    if (!stopped) debouncer.trigger();
+  };
+  options.source.on('change', onChange);
+  // The first render happens at once: the file should reflect the registry as soon as the watcher starts.
+  renderNow();
+
+  return {
+    idle() {
+      return new Promise((resolve) => {
+        idleWaiters.push(resolve);
+        settleIdle();
+      });
+    },
+    async stop() {
+      stopped = true;
+      options.source.off('change', onChange);
+      debouncer.cancel();
+      while (running) await running;
+      for (const resolve of idleWaiters.splice(0)) resolve();
+    },
+  };
+}
