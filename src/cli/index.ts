@@ -3,6 +3,9 @@
 import { Command } from 'commander';
 import { addOpenApiCommand } from './openapi.js';
 import { addServeCommand } from './serve.js';
+import { addAgentCommand } from './agent.js';
+import { addInstanceCommands } from './instance-commands.js';
+import { addNamespaceCommands } from './namespace-commands.js';
 
 const program = new Command();
 program
@@ -13,5 +16,8 @@ program
 // Commands register here, one line each.
 addServeCommand(program);
 addOpenApiCommand(program);
+addAgentCommand(program);
+addInstanceCommands(program);
+addNamespaceCommands(program);
 
 await program.parseAsync(process.argv);

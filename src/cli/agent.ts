@@ -1,0 +1,300 @@
+// `rollcall agent [flags] -- CMD [ARGS…]`: runs CMD and keeps it registered for exactly its lifetime.
+//
+//   start:    register as `starting` (one attempt; a 4xx refusal stops here, before CMD runs), then spawn CMD
+//   ready:    `up` once its port accepts a TCP connection (or --ready-http PATH answers 2xx)
+//   live:     heartbeats by the client library; a registry that is down or lost us is retried in the background
+//   SIGTERM/SIGINT: `draining`, wait --drain-seconds, forward the signal, wait for CMD, deregister, exit with its code
+//   CMD exits by itself: deregister, exit with its code
+//
+// CMD runs in its own process group (detached), so a Ctrl-C in a terminal reaches the agent only and CMD
+// gets the signal after draining, as it does under an orchestrator that signals the agent alone. The price:
+// if the agent itself is killed with -9, CMD is not signalled; every other exit of the agent takes CMD down.
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import os from 'node:os';
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { createClient, type RegisterOptions, type Registration } from '../client/index.js';
+import { DEFAULT_REGISTRY_URL, collect, defaultAddress } from './options.js';
+import { hostPort } from './output.js';
+
+interface AgentFlags {
+  registry: string;
+  token?: string;
+  namespace: string;
+  service?: string;
+  id?: string;
+  address?: string;
+  port?: string;
+  ttl?: string;
+  tag?: string[];
+  meta?: string[];
+  zone?: string;
+  weight?: string;
+  readyHttp?: string;
+  drainSeconds: string;
+}
+
+export interface AgentPlan {
+  registry: string;
+  token?: string;
+  registration: RegisterOptions & { namespace: string; id: string };
+  readyHttp?: string;
+  drainMs: number;
+  command: string;
+  args: string[];
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const INSTANCE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const FORWARDED_AS_IS = ['SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const;
+
+class FlagError extends Error {}
+
+function int(flag: string, value: string, min: number, max: number): number {
+  if (!/^\d+$/.test(value.trim()) || Number(value) < min || Number(value) > max) {
+    throw new FlagError(`${flag} must be an integer from ${min} to ${max}, got "${value}"`);
+  }
+  return Number(value);
+}
+
+/** Flags → what to do. Pure: every mistake is a FlagError with one line, raised before anything starts. */
+export function planAgent(argv: string[], flags: AgentFlags, pid = process.pid): AgentPlan {
+  const [command, ...args] = argv;
+  if (command === undefined || command === '') throw new FlagError('no command given: rollcall agent [flags] -- CMD [ARGS...]');
+  let url: URL;
+  try {
+    url = new URL(flags.registry);
+  } catch {
+    throw new FlagError(`--registry must be a URL such as ${DEFAULT_REGISTRY_URL}, got "${flags.registry}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new FlagError('--registry must be an http:// or https:// URL');
+  if (!DNS_LABEL.test(flags.namespace)) throw new FlagError(`--namespace must be a DNS-1123 label (a-z, 0-9, "-"), got "${flags.namespace}"`);
+  if (flags.service === undefined) throw new FlagError('--service is required');
+  if (!DNS_LABEL.test(flags.service)) throw new FlagError(`--service must be a DNS-1123 label (a-z, 0-9, "-"), got "${flags.service}"`);
+  if (flags.port === undefined) throw new FlagError('--port is required (the port CMD listens on)');
+  const port = int('--port', flags.port, 1, 65535);
+  const host = os.hostname().replace(/[^A-Za-z0-9.-]/g, '-').slice(0, 60) || 'host';
+  const id = flags.id ?? `${flags.service}-${host}-${pid}`;
+  if (!INSTANCE_ID.test(id)) throw new FlagError(`--id must be 1-128 characters of A-Z, a-z, 0-9, ".", "_", ":", "-", got "${id}"`);
+  const registration: AgentPlan['registration'] = {
+    namespace: flags.namespace,
+    service: flags.service,
+    id,
+    address: flags.address ?? defaultAddress(),
+    port,
+    status: 'starting',
+  };
+  if (flags.ttl !== undefined) registration.ttlSeconds = int('--ttl', flags.ttl, 1, 86400);
+  if (flags.weight !== undefined) registration.weight = int('--weight', flags.weight, 0, 256);
+  if (flags.zone !== undefined) registration.zone = flags.zone;
+  if (flags.tag !== undefined) registration.tags = flags.tag;
+  if (flags.meta !== undefined) {
+    const metadata: Record<string, string> = {};
+    for (const kv of flags.meta) {
+      const eq = kv.indexOf('=');
+      if (eq <= 0) throw new FlagError(`--meta must be key=value, got "${kv}"`);
+      metadata[kv.slice(0, eq)] = kv.slice(eq + 1);
+    }
+    registration.metadata = metadata;
+  }
+  const drain = Number(flags.drainSeconds);
+  if (!/^\d+(\.\d+)?$/.test(flags.drainSeconds.trim()) || !Number.isFinite(drain) || drain > 86400) {
+    throw new FlagError(`--drain-seconds must be a number of seconds from 0 to 86400, got "${flags.drainSeconds}"`);
+  }
+  const plan: AgentPlan = { registry: flags.registry, registration, drainMs: Math.round(drain * 1000), command, args };
+  if (flags.token !== undefined) plan.token = flags.token;
+  if (flags.readyHttp !== undefined) {
+    if (!flags.readyHttp.startsWith('/')) throw new FlagError(`--ready-http must be a path starting with "/", got "${flags.readyHttp}"`);
+    plan.readyHttp = flags.readyHttp;
+  }
+  return plan;
+}
+
+function log(line: string): void {
+  process.stderr.write(`rollcall agent: ${line}\n`);
+}
+
+function tcpAccepts(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+async function httpReady(url: string, timeoutMs: number): Promise<boolean> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    await res.body?.cancel();
+    return res.status >= 200 && res.status < 300;
+  } catch {
+    return false;
+  }
+}
+
+function signalNumber(signal: NodeJS.Signals): number {
+  return os.constants.signals[signal] ?? 0;
+}
+
+/** Sends `signal` to CMD's process group (CMD may have started children of its own), or to CMD alone if that fails. */
+function signalChild(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    child.kill(signal);
+  }
+}
+
+export async function runAgent(plan: AgentPlan): Promise<void> {
+  const client = createClient({
+    url: plan.registry,
+    timeoutMs: 3000,
+    retry: { minMs: 250, maxMs: 5000 },
+    ...(plan.token === undefined ? {} : { token: plan.token }),
+  });
+  const { namespace, service, id } = plan.registration;
+  const who = `${namespace}/${service}/${id}`;
+
+  let reg: Registration;
+  try {
+    reg = await client.register(plan.registration);
+  } catch (err) {
+    // The registry refused the registration (4xx): the flags are wrong, CMD is not started.
+    log(`the registry refused ${who}: ${(err as Error).message}`);
+    client.close();
+    process.exitCode = 1;
+    return;
+  }
+  reg.on('registered', (i) => log(`registered ${who} at ${hostPort(i.address, i.port)} as ${i.status}`));
+  reg.on('error', (err) => log(`registry: ${err.message}`));
+  if (reg.registered) log(`registered ${who} at ${hostPort(plan.registration.address, plan.registration.port)} as starting`);
+  else log(`registry not reachable yet; ${plan.command} starts anyway and ${who} registers once it answers`);
+
+  const child = spawn(plan.command, plan.args, { stdio: 'inherit', detached: true });
+  let childDone = false;
+  let shuttingDown = false;
+  let wakeDrain: (() => void) | undefined;
+
+  // Whatever ends the agent (even an uncaught error) must not leave CMD running unsupervised.
+  process.on('exit', () => signalChild(child, 'SIGTERM'));
+
+  const finish = async (code: number, what: string): Promise<void> => {
+    if (childDone) return;
+    childDone = true;
+    wakeDrain?.();
+    log(`${plan.command} ${what}; deregistering ${who}`);
+    try {
+      await reg.deregister();
+      log(`deregistered ${who}`);
+    } catch (err) {
+      log(`could not deregister ${who} (${(err as Error).message}); its lease runs out by itself`);
+    }
+    client.close();
+    process.exit(code);
+  };
+
+  child.once('error', (err) => {
+    // spawn failed (ENOENT, EACCES): 127 as a shell would answer for a command it cannot run.
+    void finish(127, `could not start (${(err as NodeJS.ErrnoException).code ?? err.message})`);
+  });
+  child.once('exit', (code, signal) => {
+    if (code !== null) void finish(code, `exited with code ${code}`);
+    else void finish(128 + signalNumber(signal ?? 'SIGTERM'), `was killed by ${signal}`);
+  });
+
+  const onStopSignal = (signal: NodeJS.Signals): void => {
+    if (shuttingDown) {
+      // A second signal means "now": skip the rest of the drain.
+      log(`${signal} again: forwarding to ${plan.command} now`);
+      wakeDrain?.();
+      signalChild(child, signal);
+      return;
+    }
+    shuttingDown = true;
+    void (async () => {
+      log(`${signal}: ${who} is draining${plan.drainMs > 0 ? ` for ${plan.drainMs / 1000}s` : ''}`);
+      try {
+        await reg.setStatus('draining');
+      } catch (err) {
+        log(`could not mark ${who} draining: ${(err as Error).message}`);
+      }
+      if (plan.drainMs > 0 && !childDone) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, plan.drainMs);
+          wakeDrain = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+      if (!childDone) {
+        log(`forwarding ${signal} to ${plan.command} (pid ${child.pid})`);
+        signalChild(child, signal);
+      }
+    })();
+  };
+  process.on('SIGTERM', onStopSignal);
+  process.on('SIGINT', onStopSignal);
+  for (const s of FORWARDED_AS_IS) process.on(s, () => signalChild(child, s));
+
+  // Readiness: poll until CMD's port answers, with a gentle growing interval, for as long as CMD lives.
+  const { address, port } = plan.registration;
+  const readyUrl = plan.readyHttp === undefined ? undefined : `http://${hostPort(address, port)}${plan.readyHttp}`;
+  let delay = 50;
+  while (!childDone && !shuttingDown) {
+    const ok = readyUrl === undefined ? await tcpAccepts(address, port, 1000) : await httpReady(readyUrl, 1000);
+    if (childDone || shuttingDown) break;
+    if (ok) {
+      try {
+        await reg.setStatus('up');
+        log(`${plan.command} is ready: ${who} is up`);
+      } catch (err) {
+        log(`could not mark ${who} up: ${(err as Error).message}`);
+      }
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(1000, Math.round(delay * 1.5));
+  }
+}
+
+export function addAgentCommand(program: Command): void {
+  program
+    .command('agent')
+    .description('run CMD and keep it registered for its lifetime: starting → up → draining → gone')
+    .usage('[flags] -- CMD [ARGS...]')
+    .argument('[command...]', 'the command to run and its arguments, after --')
+    .addOption(new Option('--registry <url>', 'registry base URL').env('ROLLCALL_URL').default(DEFAULT_REGISTRY_URL))
+    .addOption(new Option('--token <token>', 'bearer token for the registry').env('ROLLCALL_TOKEN'))
+    .option('-n, --namespace <namespace>', 'namespace', 'default')
+    .option('--service <service>', 'service name (required)')
+    .option('--id <id>', 'instance id (default: service-host-pid)')
+    .option('--address <address>', 'address peers connect to (default: first non-loopback IPv4, else 127.0.0.1)')
+    .option('--port <port>', 'port CMD listens on (required)')
+    .option('--ttl <seconds>', 'lease length in seconds')
+    .option('--tag <tag>', 'a tag (repeatable)', collect)
+    .option('--meta <key=value>', 'a metadata entry (repeatable)', collect)
+    .option('--zone <zone>', 'zone the instance runs in')
+    .option('--weight <weight>', 'relative weight, 0 = no new traffic')
+    .option('--ready-http <path>', 'ready when GET PATH answers 2xx (default: when the port accepts a TCP connection)')
+    .option('--drain-seconds <seconds>', 'time between "draining" and forwarding the stop signal', '0')
+    .action(async (argv: string[], flags: AgentFlags) => {
+      let plan: AgentPlan;
+      try {
+        plan = planAgent(argv, flags);
+      } catch (err) {
+        if (!(err instanceof FlagError)) throw err;
+        log(err.message);
+        process.exitCode = 1;
+        return;
+      }
+      await runAgent(plan);
+    });
+}
