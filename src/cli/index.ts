@@ -2,6 +2,7 @@
 // The rollcall command table. Each command lives in its own file and adds itself to the program.
 import { Command } from 'commander';
 import { addOpenApiCommand } from './openapi.js';
+import { addRenderCommand } from './render.js';
 import { addServeCommand } from './serve.js';
 import { addAgentCommand } from './agent.js';
 import { addInstanceCommands } from './instance-commands.js';
@@ -16,6 +17,7 @@ program
 // Commands register here, one line each.
 addServeCommand(program);
 addOpenApiCommand(program);
+addRenderCommand(program);
 addAgentCommand(program);
 addInstanceCommands(program);
 addNamespaceCommands(program);

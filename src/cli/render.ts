@@ -1,0 +1,256 @@
+// `rollcall render <nginx|haproxy|template>`: render the registry into a proxy config, once or following it.
+// Rendering is local, with the same pure generators the HTTP render route uses, so templates work too.
+import { readFileSync } from 'node:fs';
+import { Argument, type Command, InvalidArgumentError, Option } from 'commander';
+import { createClient, type Instance, type RollcallClient, type WatchView } from '../client/index.js';
+import { createShellRunner } from '../generators/run-command.js';
+import { followSource } from '../generators/follow.js';
+import { renderHaproxy } from '../generators/haproxy.js';
+import { renderNginx } from '../generators/nginx.js';
+import {
+  BALANCE_VALUES,
+  DEFAULT_BALANCE,
+  DEFAULT_LISTEN,
+  parseGeneratorOptions,
+  type GeneratorOptions,
+} from '../generators/options.js';
+import { compileTemplate } from '../generators/template.js';
+import { writeConfig, type WriteConfigResult } from '../generators/write-config.js';
+import { DNS_LABEL } from '../schemas/instance.js';
+import { addRegistryOptions, collect, intParser, type RegistryFlags } from './options.js';
+import { describeError, exitCodeFor } from './output.js';
+
+const KINDS = ['nginx', 'haproxy', 'template'] as const;
+type Kind = (typeof KINDS)[number];
+
+interface RenderFlags extends RegistryFlags {
+  namespace: string;
+  service?: string[];
+  listen: string;
+  balance: string;
+  template?: string;
+  out?: string;
+  watch?: boolean;
+  check?: string;
+  reload?: string;
+  debounce: number;
+  maxDelay: number;
+  readyTimeout: number;
+}
+
+/** How long a one-shot waits for the registry's snapshot before giving up. */
+const ONE_SHOT_READY_MS = 10_000;
+
+function parseNamespace(value: string): string {
+  if (!DNS_LABEL.test(value)) throw new InvalidArgumentError('must be a DNS-1123 label (a-z, 0-9, "-")');
+  return value;
+}
+
+class UsageError extends Error {}
+
+export function addRenderCommand(program: Command): void {
+  const cmd = program
+    .command('render')
+    .description('render an nginx or HAProxy config (or your own template) from the registry, once or following it with --watch')
+    .addArgument(new Argument('<kind>', 'what to render').choices(KINDS))
+    .option('-n, --namespace <namespace>', 'namespace to render', parseNamespace, 'default')
+    .option('--service <names>', 'only these services (comma list, repeatable)', collect)
+    .option('--listen <listen>', 'where the proxy listens: PORT, ADDRESS:PORT or [IPV6]:PORT', DEFAULT_LISTEN)
+    .addOption(new Option('--balance <algorithm>', 'load-balancing algorithm').choices(BALANCE_VALUES).default(DEFAULT_BALANCE))
+    .option('--template <file>', 'Eta template to render (with kind "template"); data: it.namespace, it.instances, it.routable, it.services')
+    .option('--out <file>', 'write here atomically (temp file + rename) instead of printing; unchanged content is not rewritten')
+    .option('--watch', 'keep running: re-render on every registry change (debounced)')
+    .option('--check <command>', 'shell command run after the new file is in place; on failure the previous file is restored and nothing reloads')
+    .option('--reload <command>', 'shell command run after a changed file passed --check')
+    .option('--debounce <ms>', 'quiet period before rendering a burst of changes', intParser(0, 600_000), 250)
+    .option('--max-delay <ms>', 'render at the latest this long after the first change of a burst', intParser(0, 600_000), 2000)
+    .addOption(new Option('--ready-timeout <ms>', 'one-shot: how long to wait for the registry').argParser(intParser(1, 600_000)).default(ONE_SHOT_READY_MS).hideHelp());
+  addRegistryOptions(cmd, { json: false }).action(async (kind: Kind, flags: RenderFlags) => {
+    try {
+      await runRender(kind, flags);
+    } catch (err) {
+      process.stderr.write(`rollcall: ${describeError(err)}\n`);
+      process.exitCode = err instanceof UsageError ? 1 : exitCodeFor(err);
+    }
+  });
+}
+
+type Renderer = (instances: Instance[]) => string;
+
+/** Flag combinations are checked before anything touches the network, each with one line saying what to do. */
+function buildRenderer(kind: Kind, flags: RenderFlags): Renderer {
+  if (flags.template !== undefined && kind !== 'template') throw new UsageError(`--template only goes with "render template", not "${kind}"`);
+  if (kind === 'template' && flags.template === undefined) throw new UsageError('"render template" needs --template FILE');
+  if ((flags.check !== undefined || flags.reload !== undefined) && flags.out === undefined) {
+    throw new UsageError('--check and --reload need --out FILE (they act on the written file)');
+  }
+  if (flags.maxDelay < flags.debounce) throw new UsageError(`--max-delay (${flags.maxDelay}) must be at least --debounce (${flags.debounce})`);
+  let options: GeneratorOptions;
+  try {
+    options = parseGeneratorOptions({ listen: flags.listen, balance: flags.balance, ...(flags.service ? { service: flags.service } : {}) });
+  } catch (err) {
+    throw new UsageError(describeError(err));
+  }
+  const namespace = flags.namespace;
+  switch (kind) {
+    case 'nginx':
+      return (instances) => renderNginx({ namespace, instances }, options);
+    case 'haproxy':
+      return (instances) => renderHaproxy({ namespace, instances }, options);
+    case 'template': {
+      const file = flags.template ?? '';
+      let source: string;
+      try {
+        source = readFileSync(file, 'utf8');
+      } catch (err) {
+        throw new UsageError(`cannot read template ${file}: ${(err as NodeJS.ErrnoException).code ?? describeError(err)}`);
+      }
+      let compiled: ReturnType<typeof compileTemplate>;
+      try {
+        compiled = compileTemplate(source, file);
+      } catch (err) {
+        throw new UsageError(describeError(err));
+      }
+      return (instances) => compiled({ namespace, instances }, options.services);
+    }
+  }
+}
+
+async function runRender(kind: Kind, flags: RenderFlags): Promise<void> {
+  const render = buildRenderer(kind, flags);
+  const client = createClient(flags.token === undefined ? { url: flags.registry } : { url: flags.registry, token: flags.token });
+  try {
+    if (flags.watch) await follow(client, render, flags);
+    else await renderOnce(client, render, flags);
+  } finally {
+    client.close();
+  }
+}
+
+/** One service → a watch of that service only; several or all → the namespace, filtered here. */
+function openView(client: RollcallClient, flags: RenderFlags): { view: WatchView; instances: () => Instance[] } {
+  const wanted = flags.service ? parseGeneratorOptions({ service: flags.service }).services : undefined;
+  const view = client.watch(
+    wanted && wanted.length === 1 ? { namespace: flags.namespace, service: wanted[0] as string } : { namespace: flags.namespace },
+  );
+  return { view, instances: () => view.instances() };
+}
+
+async function renderOnce(client: RollcallClient, render: Renderer, flags: RenderFlags): Promise<void> {
+  // A plain request first: an unreachable registry fails fast with a clear line instead of a silent retry loop.
+  await client.listServices(flags.namespace);
+  // Then one snapshot, taken at a single revision, so the config is consistent across services.
+  const { view, instances } = openView(client, flags);
+  view.on('error', () => {});
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      view.ready,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no snapshot from ${flags.registry} within ${flags.readyTimeout} ms`)), flags.readyTimeout);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+  const content = render(instances());
+  view.close();
+  if (flags.out === undefined) {
+    process.stdout.write(content);
+    return;
+  }
+  const result = await writeConfig({ path: flags.out, content, ...commands(flags) });
+  report(flags.out, result, view.revision);
+  if (result.status === 'check_failed' || result.status === 'reload_failed') process.exitCode = 1;
+}
+
+async function follow(client: RollcallClient, render: Renderer, flags: RenderFlags): Promise<void> {
+  const { view, instances } = openView(client, flags);
+  let lastError = '';
+  view.on('error', (err) => {
+    // A registry restart produces the same failure on every retry; say it once until something else happens.
+    const line = describeError(err);
+    if (line !== lastError) log(`watch: ${line} (retrying)`);
+    lastError = line;
+  });
+  view.on('change', () => {
+    lastError = '';
+  });
+  const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  const ready = await Promise.race([view.ready.then(() => 'ready' as const), stopSignal]);
+  if (ready !== 'ready') return;
+
+  const apply = flags.out === undefined ? printer() : fileApplier(flags.out, flags, () => view.revision);
+  const follower = followSource({
+    source: view,
+    render: () => render(instances()),
+    apply,
+    debounceMs: flags.debounce,
+    maxDelayMs: flags.maxDelay,
+    onError: (err) => log(`render failed: ${describeError(err)}`),
+  });
+  log(`following namespace ${flags.namespace} at ${flags.registry}`);
+  const signal = await stopSignal;
+  await follower.stop();
+  view.close();
+  log(`${signal}: stopped`);
+}
+
+function printer(): (content: string) => Promise<void> {
+  let last: string | undefined;
+  return async (content) => {
+    if (content === last) return;
+    last = content;
+    process.stdout.write(content);
+  };
+}
+
+function fileApplier(out: string, flags: RenderFlags, revision: () => number): (content: string) => Promise<void> {
+  const run = createShellRunner();
+  // A reload that failed is owed until one succeeds: the file on disk already matches, so the next render would
+  // otherwise see "unchanged" and leave the proxy on the old config for good.
+  let reloadOwed = false;
+  return async (content) => {
+    const result = await writeConfig({ path: out, content, ...commands(flags) }, { run });
+    if (result.status === 'unchanged' && reloadOwed && flags.reload !== undefined) {
+      const retry = await run(flags.reload);
+      reloadOwed = retry.code !== 0;
+      log(reloadOwed ? `reload ${JSON.stringify(flags.reload)} failed again` : `${out} unchanged; owed reload done`);
+      return;
+    }
+    if (result.status === 'reload_failed') reloadOwed = true;
+    else if (result.status === 'written') reloadOwed = false;
+    report(out, result, revision());
+  };
+}
+
+function commands(flags: RenderFlags): { check?: string; reload?: string } {
+  return {
+    ...(flags.check !== undefined ? { check: flags.check } : {}),
+    ...(flags.reload !== undefined ? { reload: flags.reload } : {}),
+  };
+}
+
+function report(out: string, result: WriteConfigResult, revision: number): void {
+  switch (result.status) {
+    case 'unchanged':
+      log(`${out} unchanged at revision ${revision}`);
+      return;
+    case 'written':
+      log(`wrote ${out} at revision ${revision}${result.reloaded ? ', reloaded' : ''}`);
+      return;
+    case 'check_failed':
+      log(`${result.reason}; ${result.restored === 'previous' ? 'previous config restored' : 'new file removed'}, not reloaded`);
+      return;
+    case 'reload_failed':
+      log(`wrote ${out} at revision ${revision}, but ${result.reason}`);
+      return;
+  }
+}
+
+function log(line: string): void {
+  process.stderr.write(`rollcall render: ${line}\n`);
+}
