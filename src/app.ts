@@ -67,7 +67,7 @@ export async function buildApp(deps: AppDeps) {
     requestIdHeader: 'x-request-id',
     // Per-request logs at 15k heartbeats/s would cost more than the requests; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
-    routerOptions: { ignoreTrailingSlash: true },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
