@@ -138,6 +138,16 @@ async function httpReady(url: string, timeoutMs: number): Promise<boolean> {
   }
 }
 
+/**
+ * Where to probe readiness: the registered address when it is one of this host's own (then "accepts
+ * connections" means peers can connect too), else loopback: a hostname or a NAT'd address may not route
+ * back to this host from inside it.
+ */
+function probeAddress(address: string): string {
+  const own = Object.values(os.networkInterfaces()).some((list) => (list ?? []).some((a) => a.address === address));
+  return own || address === 'localhost' ? address : '127.0.0.1';
+}
+
 function signalNumber(signal: NodeJS.Signals): number {
   return os.constants.signals[signal] ?? 0;
 }
@@ -245,12 +255,18 @@ export async function runAgent(plan: AgentPlan): Promise<void> {
   for (const s of FORWARDED_AS_IS) process.on(s, () => signalChild(child, s));
 
   // Readiness: poll until CMD's port answers, with a gentle growing interval, for as long as CMD lives.
-  const { address, port } = plan.registration;
-  const readyUrl = plan.readyHttp === undefined ? undefined : `http://${hostPort(address, port)}${plan.readyHttp}`;
+  const { port } = plan.registration;
+  const probeHost = probeAddress(plan.registration.address);
+  const readyUrl = plan.readyHttp === undefined ? undefined : `http://${hostPort(probeHost, port)}${plan.readyHttp}`;
+  let hintAt = Date.now() + 10_000;
   let delay = 50;
   while (!childDone && !shuttingDown) {
-    const ok = readyUrl === undefined ? await tcpAccepts(address, port, 1000) : await httpReady(readyUrl, 1000);
+    const ok = readyUrl === undefined ? await tcpAccepts(probeHost, port, 1000) : await httpReady(readyUrl, 1000);
     if (childDone || shuttingDown) break;
+    if (!ok && Date.now() > hintAt) {
+      log(`still waiting for ${readyUrl ?? hostPort(probeHost, port)} to ${readyUrl ? 'answer 2xx' : 'accept connections'}; ${who} stays starting`);
+      hintAt = Infinity;
+    }
     if (ok) {
       try {
         await reg.setStatus('up');

@@ -30,11 +30,11 @@ export function exitCodeFor(err: unknown): number {
 export function describeError(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   let line = err.message;
-  if (err instanceof RollcallClientError && Array.isArray(err.details) && err.details.length > 0) {
-    const fields = (err.details as Array<{ path?: unknown; message?: unknown }>)
-      .map((d) => (d.path ? `${String(d.path)}: ${String(d.message)}` : String(d.message)))
-      .join('; ');
-    if (!line.includes(fields)) line += ` (${fields})`;
+  if (err instanceof RollcallClientError && Array.isArray(err.details)) {
+    const details = err.details as Array<{ path?: unknown; message?: unknown }>;
+    // Name the offending fields unless the registry's sentence already does.
+    const unnamed = details.filter((d) => !(typeof d.path === 'string' && line.includes(d.path)));
+    if (unnamed.length > 0) line += ` (${unnamed.map((d) => (d.path ? `${String(d.path)}: ${String(d.message)}` : String(d.message))).join('; ')})`;
   }
   return line.replace(/\s*\n\s*/g, ' ');
 }
