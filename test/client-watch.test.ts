@@ -1,0 +1,150 @@
+// The client's live view against a real registry: follows changes, resumes across a restart without
+// losing events, lists again when the registry lost its data, and leaves nothing running after close().
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { createClient, RollcallClientError, type WatchView } from '../src/client/index.js';
+import { api, startServer, startServerProcess, waitFor } from './helper.js';
+
+const FAST = { minMs: 50, maxMs: 300 };
+const base = (url: string, ns = 'default', svc = 'web') => `${url}/v1/namespaces/${ns}/services/${svc}/instances`;
+
+function ids(view: WatchView): string[] {
+  return view.instances().map((i) => `${i.service}/${i.id}`);
+}
+
+t.test('the view follows register, patch and deregister within a second', async (t) => {
+  const server = await startServer(t);
+  await api(`${base(server.url)}/a`, 'PUT', { address: '10.0.0.1', port: 80 });
+  const client = createClient({ url: server.url, retry: FAST });
+  t.teardown(() => client.close());
+  const view = client.watch({ service: 'web' });
+  const changes: number[] = [];
+  view.on('change', (e) => changes.push(e.revision));
+  await view.ready;
+  t.same(ids(view), ['web/a'], 'the snapshot');
+  t.equal(view.revision, 1);
+
+  const put = await api(`${base(server.url)}/b`, 'PUT', { address: '10.0.0.2', port: 80, zone: 'z1', tags: ['t'] });
+  await waitFor(() => view.instances().length === 2, 1000, 'ADDED');
+  t.equal(view.revision, put.body.revision);
+  const patched = await api(`${base(server.url)}/b`, 'PATCH', { status: 'draining' });
+  await waitFor(() => view.instances({ status: 'draining' }).length === 1, 1000, 'MODIFIED');
+  t.equal(view.revision, patched.body.revision);
+  t.same(view.instances({ zone: 'z1' }).map((i) => i.id), ['b']);
+  t.same(view.instances({ tag: 't' }).map((i) => i.id), ['b']);
+  t.same(view.instances({ status: 'up' }).map((i) => i.id), ['a']);
+  await api(`${base(server.url)}/a`, 'DELETE');
+  await waitFor(() => view.instances().length === 1, 1000, 'DELETED');
+  t.same(ids(view), ['web/b']);
+  // Another service and another namespace are not in a one-service view.
+  await api(`${base(server.url, 'default', 'db')}/x`, 'PUT', { address: '10.0.0.3', port: 5432 });
+  await api(`${base(server.url, 'other', 'web')}/y`, 'PUT', { address: '10.0.0.4', port: 80 });
+  await api(`${base(server.url)}/c`, 'PUT', { address: '10.0.0.5', port: 80 });
+  await waitFor(() => view.instances().length === 2, 1000, 'c');
+  t.same(ids(view), ['web/b', 'web/c']);
+  await waitFor(() => changes.at(-1) === view.revision, 1000, 'a change event at the latest revision');
+  t.ok(changes.every((r, i) => i === 0 || r > changes[i - 1]!), 'change revisions only go up');
+});
+
+t.test('a namespace view holds every service of its namespace, sorted by service then id', async (t) => {
+  const server = await startServer(t);
+  const client = createClient({ url: server.url, retry: FAST });
+  t.teardown(() => client.close());
+  await api(`${base(server.url, 'default', 'web')}/b`, 'PUT', { address: '10.0.0.1', port: 80 });
+  await api(`${base(server.url, 'default', 'db')}/z`, 'PUT', { address: '10.0.0.2', port: 80 });
+  await api(`${base(server.url, 'other', 'web')}/q`, 'PUT', { address: '10.0.0.3', port: 80 });
+  const view = client.watch();
+  await view.ready;
+  await api(`${base(server.url, 'default', 'web')}/a`, 'PUT', { address: '10.0.0.4', port: 80 });
+  await waitFor(() => view.instances().length === 3, 1000, 'web/a');
+  t.same(ids(view), ['db/z', 'web/a', 'web/b']);
+});
+
+t.test('the view resumes after a registry restart without losing events', async (t) => {
+  const first = await startServerProcess(t);
+  const url = first.url;
+  await api(`${base(url)}/a`, 'PUT', { address: '10.0.0.1', port: 80 });
+  await api(`${base(url)}/b`, 'PUT', { address: '10.0.0.2', port: 80 });
+  const client = createClient({ url, retry: FAST });
+  t.teardown(() => client.close());
+  const view = client.watch({ service: 'web' });
+  view.on('error', () => {});
+  await view.ready;
+  await api(`${base(url)}/c`, 'PUT', { address: '10.0.0.3', port: 80 });
+  await waitFor(() => view.instances().length === 3, 1000, 'c before the restart');
+  const before = view.revision;
+
+  await first.kill('SIGKILL');
+  // Changes made while the view is disconnected must reach it by resuming from its revision.
+  const second = await startServerProcess(t, { dataDir: first.dataDir, port: first.port });
+  await api(`${base(url)}/a`, 'PATCH', { weight: 7 });
+  await api(`${base(url)}/b`, 'DELETE');
+  await api(`${base(url)}/d`, 'PUT', { address: '10.0.0.4', port: 80 });
+  const list = await api(base(second.url));
+  await waitFor(() => view.revision === list.body.revision, 8000, 'the view to catch up');
+  t.ok(view.revision > before);
+  t.same(ids(view), ['web/a', 'web/c', 'web/d']);
+  t.equal(view.instances().find((i) => i.id === 'a')?.weight, 7);
+  // Lease times differ (the restart's grace renews leases without an event); everything else matches.
+  const strip = ({ expiresAt: _e, lastHeartbeatAt: _h, ...rest }: Record<string, unknown>) => rest;
+  t.same(view.instances().map(strip), list.body.items.map(strip), 'identical to what the registry lists');
+});
+
+t.test('the view lists again when the registry comes back without its data (revision_ahead)', async (t) => {
+  const first = await startServerProcess(t);
+  for (const id of ['a', 'b', 'c']) await api(`${base(first.url)}/${id}`, 'PUT', { address: '10.0.0.1', port: 80 });
+  const client = createClient({ url: first.url, retry: FAST });
+  t.teardown(() => client.close());
+  const view = client.watch({ service: 'web' });
+  view.on('error', () => {});
+  await view.ready;
+  t.equal(view.revision, 3);
+  await first.kill('SIGKILL');
+  const second = await startServerProcess(t, { port: first.port });
+  await api(`${base(second.url)}/x`, 'PUT', { address: '10.0.0.9', port: 80 });
+  await waitFor(() => ids(view).join() === 'web/x', 8000, 'the fresh snapshot');
+  t.equal(view.revision, 1, 'the revision follows the new registry');
+  await api(`${base(second.url)}/y`, 'PUT', { address: '10.0.0.9', port: 81 });
+  await waitFor(() => view.instances().length === 2, 1000, 'events after the relist');
+});
+
+t.test('ready rejects when the registry refuses the watch; close() before the first snapshot rejects it too', async (t) => {
+  const server = await startServer(t);
+  const client = createClient({ url: server.url, retry: FAST });
+  t.teardown(() => client.close());
+  const bad = client.watch({ namespace: 'Not A Label' });
+  const errors: Error[] = [];
+  bad.on('error', (e) => errors.push(e));
+  const err = (await bad.ready.catch((e: unknown) => e)) as RollcallClientError;
+  t.type(err, RollcallClientError);
+  t.equal(err.status, 400);
+  t.equal(errors.length, 1);
+
+  const down = createClient({ url: 'http://127.0.0.1:9', retry: FAST });
+  const view = down.watch({ service: 'web' });
+  view.on('error', () => {});
+  down.close();
+  t.equal(((await view.ready.catch((e: unknown) => e)) as RollcallClientError).code, 'closed');
+});
+
+t.test('a process using the client exits on its own after client.close()', async (t) => {
+  const server = await startServer(t);
+  const clientModule = fileURLToPath(new URL('../src/client/index.js', import.meta.url));
+  const script = `
+    import { createClient } from ${JSON.stringify(clientModule)};
+    const client = createClient({ url: ${JSON.stringify(server.url)} });
+    const reg = await client.register({ service: 'web', id: 'p1', address: '127.0.0.1', port: 80, ttlSeconds: 60 });
+    const view = client.watch({ service: 'web' });
+    await view.ready;
+    if (view.instances().length !== 1 || !reg.registered) process.exit(3);
+    client.close();
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'inherit' });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
+  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+  clearTimeout(timer);
+  t.equal(signal, null, 'not killed by the watchdog');
+  t.equal(code, 0);
+});
