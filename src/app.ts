@@ -74,6 +74,14 @@ export async function buildApp(deps: AppDeps) {
   installErrorHandlers(app);
 
   app.decorate('registry', registry);
+  // Every route the app serves, so the OpenAPI contract test can compare them with the documented paths.
+  const served: { method: string; url: string; documented: boolean }[] = [];
+  app.decorate('servedRoutes', served);
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const hidden = (route.schema as { hide?: boolean } | undefined)?.hide === true || route.url.startsWith('/docs');
+    for (const method of methods) if (method !== 'HEAD') served.push({ method, url: route.url, documented: !hidden });
+  });
 
   if (config.token !== undefined) {
     const expected = `Bearer ${config.token}`;
@@ -155,5 +163,6 @@ export type App = Awaited<ReturnType<typeof buildApp>>;
 declare module 'fastify' {
   interface FastifyInstance {
     registry: ReturnType<typeof createRegistry>;
+    servedRoutes: { method: string; url: string; documented: boolean }[];
   }
 }

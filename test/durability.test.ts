@@ -1,0 +1,56 @@
+// kill -9 of a real server process: every answered write survives, the revision never goes back, watchers resume.
+import t from 'tap';
+import { api, startServerProcess } from './helper.js';
+import { changes, openWatch } from './watch-client.js';
+
+const inst = (url: string, id: string) => `${url}/v1/namespaces/default/services/web/instances/${id}`;
+
+t.test('writes answered 2xx survive kill -9; the revision continues; a watcher resumes across it', async (t) => {
+  const first = await startServerProcess(t);
+  const watch = await openWatch(first.url, { namespace: 'default', service: 'web' });
+  // 200 concurrent registrations; kill -9 the moment the last one is answered.
+  const answers = await Promise.all(
+    Array.from({ length: 200 }, (_, i) => api(inst(first.url, `i${i}`), 'PUT', { address: '10.0.0.1', port: 1000 + i })),
+  );
+  t.ok(answers.every((a) => a.status === 201), 'all registered');
+  await api(inst(first.url, 'i0'), 'PATCH', { status: 'draining' });
+  await api(inst(first.url, 'i1'), 'DELETE');
+  await watch.until((m) => changes(m).length >= 100);
+  const seen = changes(watch.messages);
+  const lastSeen = seen.at(-1).revision;
+  await first.kill('SIGKILL');
+  await watch.waitClosed();
+
+  const second = await startServerProcess(t, { dataDir: first.dataDir, port: first.port });
+  const list = await api(`${second.url}/v1/namespaces/default/services/web/instances`);
+  t.equal(list.body.items.length, 199, 'every answered registration is there, the deregistered one is not');
+  t.equal(list.body.revision, 202, 'revision is where it was');
+  t.equal(list.body.items.find((i: any) => i.id === 'i0').status, 'draining');
+
+  const resumed = await openWatch(second.url, { namespace: 'default', service: 'web', sinceRevision: lastSeen });
+  const next = await api(inst(second.url, 'after'), 'PUT', { address: '10.0.0.1', port: 1 });
+  t.equal(next.body.revision, 203, 'the revision never goes back');
+  const got = changes(await resumed.until((m) => changes(m).some((e) => e.revision === 203), 10_000));
+  const all = [...seen, ...got].map((e) => e.revision);
+  t.same(all, Array.from({ length: 203 }, (_, i) => i + 1), 'every change exactly once, in order, across kill -9');
+  resumed.close();
+});
+
+t.test('SIGTERM shuts down gracefully with exit code 0', async (t) => {
+  const server = await startServerProcess(t);
+  await api(inst(server.url, 'a'), 'PUT', { address: '10.0.0.1', port: 1 });
+  const watch = await openWatch(server.url);
+  const exit = new Promise<number | null>((resolve) => server.child.once('exit', (code) => resolve(code)));
+  server.child.kill('SIGTERM');
+  t.equal(await exit, 0);
+  await watch.waitClosed();
+});
+
+t.test('bad serve flags: one line, non-zero exit', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const { CLI } = await import('./helper.js');
+  const res = spawnSync(process.execPath, [CLI, 'serve', '--port', 'abc'], { encoding: 'utf8' });
+  t.not(res.status, 0);
+  t.match(res.stderr, /^rollcall: Invalid configuration: port/);
+  t.equal(res.stderr.trim().split('\n').length, 1);
+});
