@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { addOpenApiCommand } from './openapi.js';
 import { addRenderCommand } from './render.js';
 import { addServeCommand } from './serve.js';
+import { addWatchCommand } from './watch.js';
 import { addAgentCommand } from './agent.js';
 import { addInstanceCommands } from './instance-commands.js';
 import { addNamespaceCommands } from './namespace-commands.js';
@@ -17,6 +18,7 @@ program
 // Commands register here, one line each.
 addServeCommand(program);
 addOpenApiCommand(program);
+addWatchCommand(program);
 addRenderCommand(program);
 addAgentCommand(program);
 addInstanceCommands(program);

@@ -1,0 +1,123 @@
+// rollcall watch: one line per change, following the registry across reconnects and restarts.
+import { Option, type Command } from 'commander';
+import WebSocket from 'ws';
+import { backoffDelay } from '../client/backoff.js';
+import { fail } from './fail.js';
+import { addRegistryOptions, intParser, type RegistryFlags } from './options.js';
+
+interface WatchFlags extends RegistryFlags {
+  namespace?: string;
+  service?: string;
+  since?: number;
+}
+
+interface WireInstance {
+  namespace: string;
+  service: string;
+  id: string;
+  address: string;
+  port: number;
+  status: string;
+  weight: number;
+}
+
+interface WireMessage {
+  type: string;
+  revision?: number;
+  reason?: string;
+  code?: string;
+  message?: string;
+  instance?: WireInstance;
+  items?: WireInstance[];
+}
+
+const describe = (i: WireInstance) => `${i.namespace}/${i.service}/${i.id} ${i.address.includes(':') ? `[${i.address}]` : i.address}:${i.port} ${i.status} w=${i.weight}`;
+
+/** The human line for one message; undefined for messages people need not see (bookmarks). */
+export function formatMessage(m: WireMessage): string[] {
+  switch (m.type) {
+    case 'SNAPSHOT':
+      return [`${m.revision} SNAPSHOT ${m.items?.length ?? 0} instance(s)`, ...(m.items ?? []).map((i) => `${m.revision} EXISTS ${describe(i)}`)];
+    case 'ADDED':
+    case 'MODIFIED':
+    case 'DELETED':
+      return [`${m.revision} ${m.type} ${describe(m.instance!)} (${m.reason})`];
+    default:
+      return [];
+  }
+}
+
+export function addWatchCommand(program: Command) {
+  const cmd = program
+    .command('watch')
+    .description('print one line per registry change (a snapshot first unless --since); reconnects and resumes by itself')
+    .option('--namespace <namespace>', 'only this namespace (default: every namespace)')
+    .option('--service <service>', 'only this service (needs --namespace)')
+    .addOption(new Option('--since <revision>', 'resume after this revision instead of starting with a snapshot').argParser(intParser(0, Number.MAX_SAFE_INTEGER)));
+  addRegistryOptions(cmd);
+  cmd.action((flags: WatchFlags) => {
+    if (flags.service !== undefined && flags.namespace === undefined) fail('--service needs --namespace', 1);
+    follow(flags);
+  });
+}
+
+function follow(flags: WatchFlags) {
+  let since = flags.since;
+  let attempt = 0;
+  let stopping = false;
+  let socket: WebSocket | undefined;
+
+  const stop = () => {
+    stopping = true;
+    socket?.close(1000);
+    process.exit(0);
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+
+  const connect = () => {
+    const url = new URL('/v1/watch', flags.registry.replace(/^http/, 'ws'));
+    if (flags.namespace) url.searchParams.set('namespace', flags.namespace);
+    if (flags.service) url.searchParams.set('service', flags.service);
+    if (since !== undefined) url.searchParams.set('sinceRevision', String(since));
+    const ws = new WebSocket(url, flags.token ? { headers: { authorization: `Bearer ${flags.token}` } } : {});
+    socket = ws;
+    ws.on('unexpected-response', (_req, res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => {
+        let message = `the registry answered HTTP ${res.statusCode}`;
+        try {
+          message = (JSON.parse(text) as { message?: string }).message ?? message;
+        } catch {
+          // not the registry's JSON: keep the status line
+        }
+        // A refused watch (bad filter, bad token) will be refused again: stop instead of retrying.
+        fail(message, res.statusCode === 401 ? 5 : 1);
+      });
+    });
+    ws.on('open', () => (attempt = 0));
+    ws.on('message', (data) => {
+      const text = data.toString();
+      const m = JSON.parse(text) as WireMessage;
+      if (m.type === 'ERROR') {
+        // The history no longer reaches back (or the registry lost its data): start over from a snapshot.
+        process.stderr.write(`rollcall: ${m.message ?? m.code}; starting over from a snapshot\n`);
+        since = undefined;
+        return;
+      }
+      if (m.revision !== undefined) since = m.revision;
+      if (m.type === 'BOOKMARK' && !flags.json) return;
+      if (flags.json) process.stdout.write(`${text}\n`);
+      else for (const line of formatMessage(m)) process.stdout.write(`${line}\n`);
+    });
+    ws.on('error', (err) => {
+      if (attempt === 0) process.stderr.write(`rollcall: watch connection failed (${err.message}); retrying\n`);
+    });
+    ws.on('close', () => {
+      if (stopping) return;
+      setTimeout(connect, backoffDelay(attempt++, { minMs: 200, maxMs: 5000 }));
+    });
+  };
+  connect();
+}
