@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { writeFileSync } from 'node:fs';
-import { buildApp } from '../app.js';
 import { loadConfig } from '../config.js';
 
 /** Renders the OpenAPI document the server serves, from the same zod schemas; `npm run openapi` commits it. */
 export async function renderOpenApi(): Promise<string> {
+  const { buildApp } = await import('../app.js');
   const app = await buildApp({ config: loadConfig({ dataDir: ':memory:' }) });
   await app.ready();
   const yaml = app.swagger({ yaml: true });

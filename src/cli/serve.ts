@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config.js';
 import { RollcallError } from '../errors.js';
-import { runServer } from '../server.js';
 import { fail } from './fail.js';
 
 export function addServeCommand(program: Command) {
@@ -32,6 +31,8 @@ export function addServeCommand(program: Command) {
         if (err instanceof RollcallError) fail(err.message, 2);
         throw err;
       }
+      // Loaded on demand: the server's dependencies would slow every other command's start.
+      const { runServer } = await import('../server.js');
       try {
         await runServer(config);
       } catch (err) {
