@@ -1,0 +1,198 @@
+// `rollcall agent` with a real registry and a real child process (test/fixtures/agent-child.ts).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import t, { type Test } from 'tap';
+import { CLI, api, startServer, startServerProcess, waitFor } from './helper.js';
+import { changes, openWatch } from './watch-client.js';
+
+const FIXTURE = fileURLToPath(new URL('./fixtures/agent-child.js', import.meta.url));
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const { port } = srv.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}
+
+interface Agent {
+  proc: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts `rollcall agent AGENT_ARGS -- node agent-child.js PORT CHILD_ARGS`; killed (with its child) at teardown. */
+function startAgent(t: Test, agentArgs: string[], childCmd: string[]): Agent {
+  const proc = spawn(process.execPath, [CLI, 'agent', ...agentArgs, '--', ...childCmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = once(proc, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+  t.teardown(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGTERM');
+      await exited;
+    }
+  });
+  return { proc, stdout: () => out, stderr: () => err, exited };
+}
+
+const child = (port: number, ...args: string[]) => [process.execPath, FIXTURE, String(port), ...args];
+const instanceUrl = (url: string, id: string) => `${url}/v1/namespaces/default/services/api/instances/${id}`;
+
+t.test('lifecycle: starting → up → draining → gone; SIGTERM reaches the child after the drain; its exit code passes through', async (t) => {
+  const server = await startServer(t);
+  const port = await freePort();
+  const watch = await openWatch(server.url, { namespace: 'default', service: 'api' });
+  t.teardown(() => watch.close());
+  const agent = startAgent(
+    t,
+    ['--registry', server.url, '--service', 'api', '--id', 'a1', '--address', '127.0.0.1', '--port', String(port), '--ttl', '5', '--drain-seconds', '0.6', '--tag', 'http', '--meta', 'v=1'],
+    child(port, '--listen-after', '400', '--exit-code', '7'),
+  );
+  await watch.until((m) => changes(m).some((e) => e.instance.status === 'up'), 8000);
+  const upAt = Date.now();
+  t.match(stdoutLines(agent), ['child: started as', 'child: listening on']);
+  agent.proc.kill('SIGTERM');
+  await waitFor(() => changes(watch.messages).some((e) => e.instance.status === 'draining'), 3000, 'draining');
+  const drainingAt = Date.now();
+  t.notMatch(agent.stdout(), /got SIGTERM/, 'the child still runs while draining');
+  const { code, signal } = await agent.exited;
+  t.equal(code, 7, "the child's exit code");
+  t.equal(signal, null);
+  t.match(agent.stdout(), /child: got SIGTERM/, 'the signal reached the child');
+  t.ok(Date.now() - drainingAt >= 450, 'waited --drain-seconds before forwarding');
+  t.ok(drainingAt >= upAt);
+  t.equal((await api(instanceUrl(server.url, 'a1'))).status, 404, 'deregistered before the agent exited');
+  await watch.until((m) => changes(m).some((e) => e.type === 'DELETED'), 2000);
+  t.same(
+    changes(watch.messages).map((e) => [e.type, e.instance.status, e.reason]),
+    [
+      ['ADDED', 'starting', 'registered'],
+      ['MODIFIED', 'up', 'updated'],
+      ['MODIFIED', 'draining', 'updated'],
+      ['DELETED', 'draining', 'deregistered'],
+    ],
+  );
+  t.match(changes(watch.messages)[0].instance, { id: 'a1', port, address: '127.0.0.1', ttlSeconds: 5, tags: ['http'], metadata: { v: '1' } });
+});
+
+function stdoutLines(agent: Agent): string[] {
+  return agent.stdout().trim().split('\n');
+}
+
+t.test('a child that exits by itself: deregistered, its exit code passed through', async (t) => {
+  const server = await startServer(t);
+  const port = await freePort();
+  const watch = await openWatch(server.url, { namespace: 'default', service: 'api' });
+  t.teardown(() => watch.close());
+  const agent = startAgent(
+    t,
+    ['--registry', server.url, '--service', 'api', '--id', 'd1', '--address', '127.0.0.1', '--port', String(port)],
+    child(port, '--die-after', '700', '--exit-code', '3'),
+  );
+  const { code } = await agent.exited;
+  t.equal(code, 3);
+  t.match(agent.stdout(), /dying with 3/);
+  t.equal((await api(instanceUrl(server.url, 'd1'))).status, 404);
+  await watch.until((m) => changes(m).some((e) => e.type === 'DELETED'), 2000);
+  t.same(changes(watch.messages).at(-1)?.reason, 'deregistered', 'removed by the agent, not by expiry');
+});
+
+t.test('a child killed by a signal: the agent exits 128 + signal number', async (t) => {
+  const server = await startServer(t);
+  const port = await freePort();
+  const agent = startAgent(
+    t,
+    ['--registry', server.url, '--service', 'api', '--id', 'k1', '--address', '127.0.0.1', '--port', String(port)],
+    child(port),
+  );
+  await waitFor(() => /listening/.test(agent.stdout()), 5000, 'child listening');
+  const pid = Number(/started as (\d+)/.exec(agent.stdout())![1]);
+  process.kill(pid, 'SIGKILL');
+  t.equal((await agent.exited).code, 128 + 9);
+  t.equal((await api(instanceUrl(server.url, 'k1'))).status, 404);
+});
+
+t.test('registry down at start: the child runs, the agent registers once the registry is up', async (t) => {
+  const registryPort = await freePort();
+  const port = await freePort();
+  const agent = startAgent(
+    t,
+    ['--registry', `http://127.0.0.1:${registryPort}`, '--service', 'api', '--id', 'r1', '--address', '127.0.0.1', '--port', String(port), '--ttl', '2'],
+    child(port),
+  );
+  await waitFor(() => /listening/.test(agent.stdout()), 5000, 'the child runs without a registry');
+  t.match(agent.stderr(), /registry not reachable yet/);
+  const server = await startServerProcess(t, { port: registryPort });
+  const res = await waitFor(async () => {
+    const r = await api(instanceUrl(server.url, 'r1'));
+    return r.status === 200 && r.body.status === 'up' ? r : undefined;
+  }, 10_000, 'registered as up');
+  t.equal(res.body.port, port);
+  agent.proc.kill('SIGINT');
+  const { code } = await agent.exited;
+  t.equal(code, 0);
+  t.match(agent.stdout(), /got SIGINT/, 'SIGINT is forwarded as SIGINT');
+  t.equal((await api(instanceUrl(server.url, 'r1'))).status, 404);
+});
+
+t.test('--ready-http: up only once the path answers 2xx', async (t) => {
+  const server = await startServer(t);
+  const port = await freePort();
+  const agent = startAgent(
+    t,
+    ['--registry', server.url, '--service', 'api', '--id', 'h1', '--address', '127.0.0.1', '--port', String(port), '--ready-http', '/ready'],
+    child(port, '--ready-after', '1000'),
+  );
+  await waitFor(() => /listening/.test(agent.stdout()), 5000, 'child listening');
+  t.equal((await api(instanceUrl(server.url, 'h1'))).body.status, 'starting', 'port open but /ready answers 503');
+  await waitFor(async () => (await api(instanceUrl(server.url, 'h1'))).body.status === 'up', 5000, 'up');
+  agent.proc.kill('SIGTERM');
+  t.equal((await agent.exited).code, 0);
+});
+
+t.test('bad flags, no command, refused registration: one line, non-zero exit, nothing started', async (t) => {
+  const server = await startServer(t);
+  const run = async (args: string[]) => {
+    const p = spawn(process.execPath, [CLI, 'agent', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const [code] = (await once(p, 'exit')) as [number];
+    return { code, out, err };
+  };
+  const reg = ['--registry', server.url];
+  const cases: Array<[string[], RegExp]> = [
+    [[...reg, '--service', 'api', '--port', '80'], /no command given/],
+    [[...reg, '--port', '80', '--', 'true'], /--service is required/],
+    [[...reg, '--service', 'api', '--', 'true'], /--port is required/],
+    [[...reg, '--service', 'api', '--port', 'x', '--', 'true'], /--port must be an integer/],
+    [[...reg, '--service', 'Api', '--port', '80', '--', 'true'], /--service must be a DNS-1123 label/],
+    [[...reg, '--service', 'api', '--port', '80', '--weight', '300', '--', 'true'], /--weight must be an integer from 0 to 256/],
+    [[...reg, '--service', 'api', '--port', '80', '--meta', 'novalue', '--', 'true'], /--meta must be key=value/],
+    [[...reg, '--service', 'api', '--port', '80', '--drain-seconds', '-1', '--', 'true'], /--drain-seconds must be/],
+    [['--registry', 'nope', '--service', 'api', '--port', '80', '--', 'true'], /--registry must be a URL/],
+  ];
+  const results = await Promise.all(cases.map(([args]) => run(args)));
+  for (const [i, [args, message]] of cases.entries()) {
+    const r = results[i]!;
+    t.equal(r.code, 1, args.join(' '));
+    t.match(r.err, message);
+    t.equal(r.err.trim().split('\n').length, 1, 'one line');
+  }
+  // The registry refuses the address: the child is never started.
+  const refused = await run([...reg, '--service', 'api', '--port', '80', '--address', 'bad host!', '--', process.execPath, FIXTURE, '80']);
+  t.equal(refused.code, 1);
+  t.match(refused.err, /refused/);
+  t.equal(refused.out, '', 'the child never ran');
+  // A command that cannot be run: 127, and the registration is removed.
+  const missing = await run([...reg, '--service', 'api', '--id', 'm1', '--port', '80', '--address', '127.0.0.1', '--', '/nonexistent/cmd']);
+  t.equal(missing.code, 127);
+  t.equal((await api(instanceUrl(server.url, 'm1'))).status, 404);
+});
