@@ -170,7 +170,7 @@ async function follow(client: RollcallClient, render: Renderer, flags: RenderFla
   view.on('error', (err) => {
     // A registry restart produces the same failure on every retry; say it once until something else happens.
     const line = describeError(err);
-    if (line !== lastError) log(`watch: ${line} (retrying)`);
+    if (line !== lastError) log(`watch: ${line}`);
     lastError = line;
   });
   view.on('change', () => {
