@@ -34,6 +34,7 @@ export const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = asyn
     async (req, reply) => {
       const { namespace, service, id } = req.params;
       const { instance: saved, created } = registry.register(namespace, service, id, req.body);
+      await registry.settled();
       metrics.registrations.inc({ result: created ? 'created' : 'replaced' });
       return reply.code(created ? 201 : 200).send(saved);
     },
@@ -54,6 +55,7 @@ export const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = asyn
       const { namespace, service, id } = req.params;
       try {
         const renewed = registry.heartbeat(namespace, service, id);
+        await registry.settled();
         metrics.heartbeats.inc({ result: 'ok' });
         return renewed;
       } catch (err) {
@@ -77,7 +79,9 @@ export const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = asyn
     },
     async (req) => {
       const { namespace, service, id } = req.params;
-      return registry.patch(namespace, service, id, req.body);
+      const patched = registry.patch(namespace, service, id, req.body);
+      await registry.settled();
+      return patched;
     },
   );
 
@@ -94,6 +98,7 @@ export const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = asyn
     async (req, reply) => {
       const { namespace, service, id } = req.params;
       registry.deregister(namespace, service, id);
+      await registry.settled();
       metrics.deregistrations.inc();
       return reply.code(204).send(null);
     },
@@ -111,6 +116,7 @@ export const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = asyn
     },
     async (req) => {
       const { namespace, service, id } = req.params;
+      await registry.settled();
       return registry.get(namespace, service, id);
     },
   );
@@ -132,6 +138,7 @@ export const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = asyn
       const { namespace, service } = req.params;
       const { status, tag, zone, index, wait } = req.query;
       await awaitChange({ registry, hub, metrics, shutdown, reply }, { namespace, service }, index, wait);
+      await registry.settled();
       const list = registry.list({
         namespace,
         service,

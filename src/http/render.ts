@@ -9,7 +9,7 @@ import { errorResponses, namespaceParams } from '../schemas/api.js';
 import { DNS_LABEL } from '../schemas/instance.js';
 
 export interface RenderRoutesOptions {
-  registry: Pick<Registry, 'list'>;
+  registry: Pick<Registry, 'list' | 'settled'>;
 }
 
 function isListen(value: string): boolean {
@@ -76,6 +76,7 @@ export const renderRoutes: FastifyPluginAsyncZod<RenderRoutesOptions> = async (a
       async (req, reply) => {
         const { namespace } = req.params;
         const options = parseGeneratorOptions(req.query);
+        await registry.settled();
         const snapshot = registry.list({ namespace });
         const body = generator.render({ namespace, instances: snapshot.items }, options);
         return reply

@@ -29,6 +29,7 @@ export const serviceRoutes: FastifyPluginAsyncZod<ServiceRoutesOptions> = async 
     async (req, reply) => {
       const { namespace } = req.params;
       await awaitChange({ registry, hub, metrics, shutdown, reply }, { namespace }, req.query.index, req.query.wait);
+      await registry.settled();
       const list = registry.services(namespace);
       return reply.header('x-rollcall-revision', String(list.revision)).send(list);
     },
@@ -44,6 +45,7 @@ export const serviceRoutes: FastifyPluginAsyncZod<ServiceRoutesOptions> = async 
       },
     },
     async (_req, reply) => {
+      await registry.settled();
       const list = registry.namespaces();
       return reply.header('x-rollcall-revision', String(list.revision)).send(list);
     },

@@ -30,5 +30,6 @@ export function startLeaseKeeper(registry: Registry, options: LeaseKeeperOptions
     clearInterval(sweep);
     clearInterval(flush);
     registry.flushHeartbeats();
+    registry.flushNow();
   };
 }

@@ -14,6 +14,8 @@ export interface RegistryOptions {
   /** Expiries committed per sweep at most (etcd's bounded revoke): a mass expiry is spread, never a stall. */
   maxExpiriesPerSweep?: number;
   onExpired?: (count: number) => void;
+  /** A commit failed: memory is ahead of disk. The server exits so it restarts from what is durable. */
+  onFatal?: (err: unknown) => void;
 }
 
 export interface ListFilter {
@@ -78,9 +80,51 @@ export function createRegistry(options: RegistryOptions) {
     if (services.size === 0) namespaces.delete(record.namespace);
   }
 
+  // Group commit. The first change of an event-loop turn opens a transaction; every change of that turn joins
+  // it (each in its own savepoint); one COMMIT (one fsync) ends it on setImmediate. Only then are the events
+  // published and the writers answered (they await settled()). Nothing is published that did not commit,
+  // nothing committed is missed, and synchronous=FULL costs one fsync per batch instead of one per write.
+  let committedRevision = revision;
+  let batch: { events: ChangeEvent[]; done: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | undefined;
+
+  function openBatch() {
+    if (batch) return batch;
+    store.beginBatch();
+    let resolve!: () => void;
+    let reject!: (err: unknown) => void;
+    const done = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    // A failed batch rejects its writers; nobody else awaits it, so keep Node from calling it unhandled.
+    done.catch(() => {});
+    batch = { events: [], done, resolve, reject };
+    setImmediate(flushBatch);
+    return batch;
+  }
+
+  function flushBatch() {
+    const current = batch;
+    if (!current) return;
+    batch = undefined;
+    try {
+      store.commitBatch();
+    } catch (err) {
+      store.rollbackBatch();
+      current.reject(err);
+      // Memory already holds the batch's changes and disk does not: the only safe way on is to stop, and
+      // restart from what is durable. Callers got no 2xx for any of it.
+      options.onFatal?.(err);
+      return;
+    }
+    committedRevision = revision;
+    hub.publish(current.events);
+    current.resolve();
+  }
+
   /**
-   * The one write path. Assigns revisions, commits rows + events + revision in one transaction, and only
-   * then changes memory and publishes: nothing is published that did not commit, nothing committed is missed.
+   * The one write path. Assigns revisions, writes rows + events + revision inside the turn's batch, updates
+   * memory; the events go out when the batch commits.
    */
   function commit(drafts: { type: ChangeEvent['type']; reason: ChangeEvent['reason']; record: InstanceRecord }[]): ChangeEvent[] {
     if (drafts.length === 0) return [];
@@ -91,6 +135,7 @@ export function createRegistry(options: RegistryOptions) {
       if (type === 'ADDED') stamped.createRevision = next;
       return { record: stamped, event: { type, reason, revision: next, instance: toApiInstance(stamped) } };
     });
+    const open = openBatch();
     store.commit(changes);
     revision = next;
     for (const { record, event } of changes) {
@@ -102,7 +147,7 @@ export function createRegistry(options: RegistryOptions) {
       }
     }
     const events = changes.map((c) => c.event);
-    hub.publish(events);
+    open.events.push(...events);
     return events;
   }
 
@@ -145,8 +190,28 @@ export function createRegistry(options: RegistryOptions) {
   }
 
   return {
+    /** The last committed revision: what readers and watchers may be told. */
     get revision() {
-      return revision;
+      return committedRevision;
+    },
+
+    /** Resolves once every change made so far is committed (at once when none is pending). */
+    settled(): Promise<void> {
+      return batch ? batch.done : Promise.resolve();
+    },
+
+    /**
+     * Runs fn synchronously at a moment when no batch is open, so what fn reads from memory is exactly
+     * what is committed and published (a watch snapshot taken there lines up with the event stream).
+     */
+    async whenSettled<T>(fn: () => T): Promise<T> {
+      while (batch) await batch.done;
+      return fn();
+    },
+
+    /** Commits an open batch now (shutdown). */
+    flushNow() {
+      flushBatch();
     },
 
     /** PUT: creates (created=true) or replaces a registration. An identical PUT only renews the lease. */
@@ -236,7 +301,7 @@ export function createRegistry(options: RegistryOptions) {
 
     /** Instances matching filter, sorted by service then id, consistent at `revision`. */
     list(filter: ListFilter): { revision: number; items: Instance[] } {
-      return { revision, items: filterRecords(filter).map(toApiInstance) };
+      return { revision: committedRevision, items: filterRecords(filter).map(toApiInstance) };
     },
 
     /** Every instance of every namespace (or one namespace), for a watch snapshot. */
@@ -248,7 +313,7 @@ export function createRegistry(options: RegistryOptions) {
           items.push(toApiInstance(r));
         }
       }
-      return { revision, items };
+      return { revision: committedRevision, items };
     },
 
     services(namespace: string): { revision: number; items: ServiceSummary[] } {
@@ -260,7 +325,7 @@ export function createRegistry(options: RegistryOptions) {
         for (const r of ids.values()) if (r.status === 'up') up++;
         items.push({ name, instances: ids.size, up });
       }
-      return { revision, items };
+      return { revision: committedRevision, items };
     },
 
     namespaces(): { revision: number; items: NamespaceSummary[] } {
@@ -271,7 +336,7 @@ export function createRegistry(options: RegistryOptions) {
         for (const ids of services.values()) instances += ids.size;
         items.push({ name, services: services.size, instances });
       }
-      return { revision, items };
+      return { revision: committedRevision, items };
     },
 
     /** Counts of instances by namespace/service/status, for metrics. */

@@ -101,6 +101,16 @@ export function createInstanceStore(db: Db, options: { historySize: number }) {
   });
 
   return {
+    /** Opens the transaction that a turn's changes join (group commit); commit() nests as savepoints. */
+    beginBatch(): void {
+      db.exec('BEGIN IMMEDIATE');
+    },
+    commitBatch(): void {
+      db.exec('COMMIT');
+    },
+    rollbackBatch(): void {
+      if (db.inTransaction) db.exec('ROLLBACK');
+    },
     loadInstances(): Omit<InstanceRecord, 'expiresAt'>[] {
       return (selectAll.all() as InstanceRow[]).map(fromRow);
     },

@@ -101,31 +101,36 @@ export function startWatchSession(options: WatchSessionOptions): { stop(): void 
   };
 
   const since = options.sinceRevision;
-  if (since === undefined) {
-    // Snapshot and subscription happen in one synchronous step: no commit can fall between them.
-    const snapshot = registry.snapshot(filter);
-    unsubscribe = hub.subscribe(filter, deliver);
-    sink.sendMessage({ type: 'SNAPSHOT', revision: snapshot.revision, items: snapshot.items satisfies Instance[] }, snapshot.revision);
-    lastSentAt = Date.now();
-    if (sink.buffered() > maxBufferedBytes) tooSlow();
-  } else if (since > registry.revision) {
-    fail(
-      'revision_ahead',
-      `sinceRevision ${since} is ahead of the registry's revision ${registry.revision}: the registry lost its data or the client is confused. List again and watch from the listed revision.`,
-    );
-  } else if (since < registry.compactedRevision()) {
-    fail(
-      'revision_compacted',
-      `sinceRevision ${since} is older than the retained history (oldest resumable revision: ${registry.compactedRevision()}). List again and watch from the listed revision.`,
-    );
-  } else {
-    // Subscribe first (live events wait in `pending`), then replay the log up to the subscription point.
-    const upTo = registry.revision;
-    catchingUp = true;
-    unsubscribe = hub.subscribe(filter, deliver);
-    void catchUp(since, upTo);
-  }
-  if (!stopped) scheduleBookmark(bookmarkMs);
+  const begin = () => {
+    if (stopped) return;
+    if (since === undefined) {
+      // Snapshot and subscription happen in one synchronous step with nothing uncommitted in memory:
+      // no change can fall between them or be counted twice.
+      const snapshot = registry.snapshot(filter);
+      unsubscribe = hub.subscribe(filter, deliver);
+      sink.sendMessage({ type: 'SNAPSHOT', revision: snapshot.revision, items: snapshot.items satisfies Instance[] }, snapshot.revision);
+      lastSentAt = Date.now();
+      if (sink.buffered() > maxBufferedBytes) return tooSlow();
+    } else if (since > registry.revision) {
+      return fail(
+        'revision_ahead',
+        `sinceRevision ${since} is ahead of the registry's revision ${registry.revision}: the registry lost its data or the client is confused. List again and watch from the listed revision.`,
+      );
+    } else if (since < registry.compactedRevision()) {
+      return fail(
+        'revision_compacted',
+        `sinceRevision ${since} is older than the retained history (oldest resumable revision: ${registry.compactedRevision()}). List again and watch from the listed revision.`,
+      );
+    } else {
+      // Subscribe first (live events wait in `pending`), then replay the log up to the subscription point.
+      const upTo = registry.revision;
+      catchingUp = true;
+      unsubscribe = hub.subscribe(filter, deliver);
+      void catchUp(since, upTo);
+    }
+    scheduleBookmark(bookmarkMs);
+  };
+  void registry.whenSettled(begin);
 
   async function catchUp(from: number, upTo: number) {
     let cursor = from;
