@@ -3,7 +3,7 @@ import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetr
 
 export function createMetrics(options: { collectDefaults?: boolean } = {}) {
   const registry = new PromRegistry();
-  if (options.collectDefaults) collectDefaultMetrics({ register: registry, prefix: 'rollcall_process_' });
+  if (options.collectDefaults) collectDefaultMetrics({ register: registry, prefix: 'rollcall_' });
   return {
     registry,
     instances: new Gauge({

@@ -1,0 +1,24 @@
+// `npm run bench`: every benchmark, medians of several runs, printed as a table. Run it on a quiet machine.
+import { runCoreBenchMedian } from './core.js';
+import { runRenderBench } from './render.js';
+import { median } from './server-process.js';
+import { runWatchBench } from './watch.js';
+
+const runs = Number(process.env.BENCH_RUNS ?? 3);
+
+async function medianOf(fn: () => Promise<Record<string, number>>): Promise<Record<string, number>> {
+  const results: Record<string, number>[] = [];
+  for (let i = 0; i < runs; i++) results.push(await fn());
+  return Object.fromEntries(Object.keys(results[0]!).map((k) => [k, median(results.map((r) => r[k]!))]));
+}
+
+const sections: [string, Record<string, number>][] = [];
+sections.push(['core (issue 2)', await runCoreBenchMedian(runs)]);
+sections.push(['watch (issue 3)', await runWatchBench(runs)]);
+sections.push(['render (issue 4)', await medianOf(runRenderBench)]);
+
+console.log(`\nrollcall benchmarks, median of ${runs} runs (node ${process.version})\n`);
+for (const [title, values] of sections) {
+  console.log(`## ${title}`);
+  for (const [k, v] of Object.entries(values)) console.log(`  ${k.padEnd(44)} ${v}`);
+}
