@@ -38,6 +38,9 @@ export interface NamespaceSummary {
   instances: number;
 }
 
+/** What a registration says, without the times and revisions the registry adds. */
+type RegistrationFields = Omit<InstanceRecord, 'registeredAt' | 'lastHeartbeatAt' | 'expiresAt' | 'revision' | 'createRevision'>;
+
 type ServiceMap = Map<string, Map<string, InstanceRecord>>;
 
 export function createRegistry(options: RegistryOptions) {
@@ -151,7 +154,20 @@ export function createRegistry(options: RegistryOptions) {
     return events;
   }
 
-  function sameRegistration(a: InstanceRecord, b: Omit<InstanceRecord, 'registeredAt' | 'lastHeartbeatAt' | 'expiresAt' | 'revision' | 'createRevision'>): boolean {
+  /** The given fields over base: PUT applies them over the defaults, PATCH over the current registration. */
+  function applyChanges<T extends RegistrationFields>(base: T, input: PatchInput): T {
+    return {
+      ...base,
+      status: input.status ?? base.status,
+      weight: input.weight ?? base.weight,
+      zone: input.zone === undefined ? base.zone : input.zone,
+      tags: input.tags ?? base.tags,
+      metadata: input.metadata ?? base.metadata,
+      ttlSeconds: input.ttlSeconds ?? base.ttlSeconds,
+    };
+  }
+
+  function sameRegistration(a: RegistrationFields, b: RegistrationFields): boolean {
     return (
       a.address === b.address &&
       a.port === b.port &&
@@ -218,19 +234,10 @@ export function createRegistry(options: RegistryOptions) {
     register(namespace: string, service: string, id: string, input: RegisterInput): { instance: Instance; created: boolean } {
       const now = clock.now();
       const existing = find(namespace, service, id);
-      const fields = {
-        namespace,
-        service,
-        id,
-        address: input.address,
-        port: input.port,
-        status: input.status ?? DEFAULTS.status,
-        weight: input.weight ?? DEFAULTS.weight,
-        zone: input.zone ?? null,
-        tags: input.tags ?? [],
-        metadata: input.metadata ?? {},
-        ttlSeconds: input.ttlSeconds ?? DEFAULTS.ttlSeconds,
-      };
+      const fields = applyChanges(
+        { namespace, service, id, address: input.address, port: input.port, zone: null, tags: [], metadata: {}, ...DEFAULTS },
+        input,
+      );
       if (existing && sameRegistration(existing, fields)) {
         renew(existing, now);
         return { instance: toApiInstance(existing), created: false };
@@ -261,19 +268,7 @@ export function createRegistry(options: RegistryOptions) {
       const existing = find(namespace, service, id);
       if (!existing) throw instanceNotFound(namespace, service, id);
       const now = clock.now();
-      const fields = {
-        namespace,
-        service,
-        id,
-        address: existing.address,
-        port: existing.port,
-        status: input.status ?? existing.status,
-        weight: input.weight ?? existing.weight,
-        zone: input.zone === undefined ? existing.zone : input.zone,
-        tags: input.tags ?? existing.tags,
-        metadata: input.metadata ?? existing.metadata,
-        ttlSeconds: input.ttlSeconds ?? existing.ttlSeconds,
-      };
+      const fields = applyChanges(existing, input);
       if (sameRegistration(existing, fields)) {
         renew(existing, now);
         return toApiInstance(existing);

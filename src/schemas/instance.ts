@@ -70,17 +70,7 @@ export const registerBody = z
   .meta({ id: 'RegisterInstance' });
 
 /** PATCH body: only the fields given change. address and port identify the endpoint and are changed by PUT. */
-export const patchBody = z
-  .object({
-    status: instanceStatus.optional(),
-    weight: weight.optional(),
-    zone: zone.nullable().optional(),
-    tags: tags.optional(),
-    metadata: metadata.optional(),
-    ttlSeconds: ttlSeconds.optional(),
-  })
-  .strict()
-  .meta({ id: 'PatchInstance' });
+export const patchBody = registerBody.omit({ address: true, port: true }).meta({ id: 'PatchInstance' });
 
 export const instance = z
   .object({
