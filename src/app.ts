@@ -143,7 +143,13 @@ export async function buildApp(deps: AppDeps) {
   await app.register(instanceRoutes, { registry, hub, metrics, shutdown: shutdown.signal });
   await app.register(serviceRoutes, { registry, hub, metrics, shutdown: shutdown.signal });
   await app.register(renderRoutes, { registry });
-  await app.register(watchRoutes, { registry, hub, metrics, maxBufferedBytes: config.watchBufferBytes });
+  await app.register(watchRoutes, {
+    registry,
+    hub,
+    metrics,
+    maxBufferedBytes: config.watchBufferBytes,
+    pingIntervalMs: config.watchPingMs,
+  });
 
   let stopKeeper = () => {};
   app.addHook('onReady', async () => {

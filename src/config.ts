@@ -12,6 +12,8 @@ export const configSchema = z.object({
   historySize: z.coerce.number().int().min(100).max(100_000_000).default(100_000),
   /** A watcher whose unsent backlog passes this many bytes is closed as a slow consumer. */
   watchBufferBytes: z.coerce.number().int().min(64 * 1024).default(4 * MiB),
+  /** WebSocket watchers are pinged this often; one missed pong closes a dead peer's socket. */
+  watchPingMs: z.coerce.number().int().min(50).default(30_000),
   /** When set, every /v1 request must carry `Authorization: Bearer <token>`. */
   token: z.string().min(1).optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

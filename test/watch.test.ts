@@ -167,3 +167,15 @@ t.test('a watcher that stops reading is closed as a slow consumer; memory stays 
   t.match(closed.reason, /^slow_consumer/);
   await waitFor(async () => /rollcall_watchers\{kind="websocket"\} 0/.test(await (await fetch(`${url}/metrics`)).text()), 5000, 'watcher gauge 0');
 });
+
+t.test('a peer that stops answering pings is disconnected', async (t) => {
+  const { url } = await startServer(t, { config: { watchPingMs: 100 } });
+  const healthy = await openWatch(url);
+  const dead = new WebSocket(`${url.replace('http', 'ws')}/v1/watch`, { autoPong: false });
+  let closedAt = 0;
+  dead.on('close', () => (closedAt = Date.now()));
+  await new Promise((resolve) => dead.once('open', resolve));
+  await waitFor(() => closedAt > 0, 5000, 'the dead peer to be cut');
+  t.equal(healthy.closed, undefined, 'a peer that answers pings stays');
+  healthy.close();
+});

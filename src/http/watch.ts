@@ -15,6 +15,8 @@ export interface WatchRoutesOptions {
   hub: WatchHub;
   metrics: Metrics;
   maxBufferedBytes: number;
+  /** How often WebSocket peers are pinged; one missed pong closes the socket. */
+  pingIntervalMs?: number;
 }
 
 /** A slow consumer's socket gets its close frame queued, then is cut after this grace so memory is freed. */
@@ -47,8 +49,24 @@ function eventStreamSink(res: ServerResponse): WatchSink {
   };
 }
 
-export const watchRoutes: FastifyPluginAsyncZod<WatchRoutesOptions> = async (app, { registry, hub, metrics, maxBufferedBytes }) => {
+export const watchRoutes: FastifyPluginAsyncZod<WatchRoutesOptions> = async (app, { registry, hub, metrics, maxBufferedBytes, pingIntervalMs = 30_000 }) => {
   const streams = new Set<ServerResponse>();
+
+  // A peer that vanished without closing (power loss, a dropped NAT entry) would hold its watcher forever:
+  // ping every WebSocket each interval and cut those that did not answer the previous ping.
+  const alive = new WeakMap<WebSocket, boolean>();
+  const pinger = setInterval(() => {
+    for (const socket of app.websocketServer.clients) {
+      if (alive.get(socket) === false) {
+        socket.terminate();
+        continue;
+      }
+      alive.set(socket, false);
+      socket.ping();
+    }
+  }, pingIntervalMs);
+  pinger.unref();
+  app.addHook('onClose', async () => clearInterval(pinger));
 
   // Server-Sent Event streams are hijacked responses: end them on shutdown or close() would wait forever.
   app.addHook('preClose', async () => {
@@ -119,6 +137,8 @@ export const watchRoutes: FastifyPluginAsyncZod<WatchRoutesOptions> = async (app
     },
     wsHandler: (socket, req) => {
       // Listeners attach before anything async, so no frame or close is missed.
+      alive.set(socket, true);
+      socket.on('pong', () => alive.set(socket, true));
       const query = watchQuery.parse(req.query);
       metrics.watchers.inc({ kind: 'websocket' });
       const session = startWatchSession({
