@@ -8,6 +8,8 @@ import { CLI, api, startServer, startServerProcess, waitFor } from './helper.js'
 import { changes, openWatch } from './watch-client.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/agent-child.js', import.meta.url));
+// tap's NODE_OPTIONS loads its process-info hook into every child, which costs most of a second per start.
+const { NODE_OPTIONS: _tapHooks, ...env } = process.env;
 
 async function freePort(): Promise<number> {
   const srv = net.createServer();
@@ -26,7 +28,7 @@ interface Agent {
 
 /** Starts `rollcall agent AGENT_ARGS -- node agent-child.js PORT CHILD_ARGS`; killed (with its child) at teardown. */
 function startAgent(t: Test, agentArgs: string[], childCmd: string[]): Agent {
-  const proc = spawn(process.execPath, [CLI, 'agent', ...agentArgs, '--', ...childCmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [CLI, 'agent', ...agentArgs, '--', ...childCmd], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   let err = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -159,7 +161,7 @@ t.test('--ready-http: up only once the path answers 2xx', async (t) => {
 t.test('bad flags, no command, refused registration: one line, non-zero exit, nothing started', async (t) => {
   const server = await startServer(t);
   const run = async (args: string[]) => {
-    const p = spawn(process.execPath, [CLI, 'agent', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [CLI, 'agent', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let out = '';
     let err = '';
     p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
