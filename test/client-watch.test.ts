@@ -2,6 +2,8 @@
 // losing events, lists again when the registry lost its data, and leaves nothing running after close().
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { createClient, RollcallClientError, type WatchView } from '../src/client/index.js';
@@ -108,6 +110,49 @@ t.test('the view lists again when the registry comes back without its data (revi
   t.equal(view.revision, 1, 'the revision follows the new registry');
   await api(`${base(second.url)}/y`, 'PUT', { address: '10.0.0.9', port: 81 });
   await waitFor(() => view.instances().length === 2, 1000, 'events after the relist');
+});
+
+t.test('a view closed as a slow consumer resumes and misses nothing', async (t) => {
+  const server = await startServerProcess(t, { env: { ROLLCALL_WATCH_BUFFER_BYTES: String(64 * 1024) } });
+  const release = join(t.testdir(), 'release');
+  // The view lives in its own process, which blocks its event loop (reads nothing) until `release` exists,
+  // then waits until it holds 300 instances and prints its state.
+  const clientModule = fileURLToPath(new URL('../src/client/index.js', import.meta.url));
+  const script = `
+    import { existsSync } from 'node:fs';
+    import { createClient } from ${JSON.stringify(clientModule)};
+    const client = createClient({ url: ${JSON.stringify(server.url)}, retry: { minMs: 50, maxMs: 300 } });
+    const view = client.watch({ service: 'web' });
+    view.on('error', () => {});
+    await view.ready;
+    console.log('ready');
+    const deadline = Date.now() + 20000;
+    while (!existsSync(${JSON.stringify(release)}) && Date.now() < deadline) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+    while (view.instances().length < 300 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    console.log(JSON.stringify({ revision: view.revision, ids: view.instances().map((i) => i.id) }));
+    client.close();
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => child.kill('SIGKILL'));
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = once(child, 'exit');
+  await waitFor(() => out.startsWith('ready'), 5000, 'the view to be ready');
+  // About 20 MB of events (300 instances with ~64 KiB of metadata each): more than the loopback socket
+  // buffers hold, so the registry's backlog for the blocked view passes its 64 KiB cap.
+  const metadata = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`k${i}`, 'x'.repeat(1000)]));
+  for (let i = 0; i < 300; i++) {
+    const res = await api(`${base(server.url)}/i${String(i).padStart(3, '0')}`, 'PUT', { address: '10.0.0.1', port: 80, ttlSeconds: 600, metadata });
+    if (res.status !== 201) t.fail(`PUT ${i}: ${res.status}`);
+  }
+  const metrics = await fetch(`${server.url}/metrics`).then((r) => r.text());
+  t.match(metrics, /rollcall_watch_slow_consumer_closes_total [1-9]/, 'the registry closed the blocked view as a slow consumer');
+  writeFileSync(release, '');
+  const [code] = (await exited) as [number];
+  t.equal(code, 0);
+  const state = JSON.parse(out.split('\n')[1]!) as { revision: number; ids: string[] };
+  t.equal(state.revision, 300);
+  t.same(state.ids, Array.from({ length: 300 }, (_, i) => `i${String(i).padStart(3, '0')}`), 'every instance, none lost');
 });
 
 t.test('ready rejects when the registry refuses the watch; close() before the first snapshot rejects it too', async (t) => {

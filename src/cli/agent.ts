@@ -220,6 +220,8 @@ export async function runAgent(plan: AgentPlan): Promise<void> {
   });
 
   const onStopSignal = (signal: NodeJS.Signals): void => {
+    // CMD already exited: the agent is deregistering and about to exit with CMD's code.
+    if (childDone) return;
     if (shuttingDown) {
       // A second signal means "now": skip the rest of the drain.
       log(`${signal} again: forwarding to ${plan.command} now`);

@@ -3,6 +3,10 @@
 import os from 'node:os';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 
+const EXIT_CODES_HELP = `
+Exit codes: 0 ok, 1 bad input (bad flags or a 4xx refusal), 2 registry unreachable, 3 not found (404),
+4 registry error (5xx or an answer that is not the API), 5 unauthorized (401/403).`;
+
 export const DEFAULT_REGISTRY_URL = 'http://127.0.0.1:7400';
 
 export interface RegistryFlags {
@@ -18,6 +22,7 @@ export function addRegistryOptions(cmd: Command, { json = true } = {}): Command 
   );
   cmd.addOption(new Option('--token <token>', 'bearer token for the registry').env('ROLLCALL_TOKEN'));
   if (json) cmd.option('--json', 'print the answer as JSON');
+  cmd.addHelpText('after', EXIT_CODES_HELP);
   return cmd;
 }
 

@@ -178,6 +178,12 @@ export class WatchView extends EventEmitter<ViewEvents> {
         if (isRetryable(err)) {
           this.report(err);
           this.scheduleReconnect();
+        } else if (this.synced) {
+          // Refused while resuming: maybe our resume point is what the registry objects to. List once more
+          // without it before giving up; a second refusal then fails the view.
+          this.report(err);
+          this.synced = false;
+          this.scheduleReconnect(0);
         } else {
           this.fail(err);
         }
