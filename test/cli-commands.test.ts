@@ -120,3 +120,15 @@ t.test('exit codes: 3 not found, 1 bad input, 2 unreachable; one line on stderr'
   const badUrl = await rollcall(['namespaces', '--registry', 'not a url']);
   t.equal(badUrl.code, 1);
 });
+
+t.test('exit codes for answers that are hard to provoke from a healthy registry: 4 for 5xx, 5 for 401/403', async (t) => {
+  const { exitCodeFor, EXIT } = await import('../src/cli/output.js');
+  const { RollcallClientError } = await import('../src/client/index.js');
+  t.equal(exitCodeFor(new RollcallClientError('internal_error', 'x', { status: 500 })), EXIT.registryError);
+  t.equal(exitCodeFor(new RollcallClientError('not_ready', 'x', { status: 503 })), 4);
+  t.equal(exitCodeFor(new RollcallClientError('bad_response', 'x')), 4);
+  t.equal(exitCodeFor(new RollcallClientError('unauthorized', 'x', { status: 401 })), 5);
+  t.equal(exitCodeFor(new RollcallClientError('forbidden', 'x', { status: 403 })), 5);
+  t.equal(exitCodeFor(new RollcallClientError('body_too_large', 'x', { status: 413 })), 1);
+  t.equal(exitCodeFor(new RollcallClientError('timeout', 'x')), EXIT.unreachable);
+});
