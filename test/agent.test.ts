@@ -4,12 +4,11 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
-import { CLI, api, startServer, startServerProcess, waitFor } from './helper.js';
+import { CHILD_ENV, CLI, api, startServer, startServerProcess, waitFor } from './helper.js';
 import { changes, openWatch } from './watch-client.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/agent-child.js', import.meta.url));
-// tap's NODE_OPTIONS loads its process-info hook into every child, which costs most of a second per start.
-const { NODE_OPTIONS: _tapHooks, ...env } = process.env;
+const env = CHILD_ENV;
 
 async function freePort(): Promise<number> {
   const srv = net.createServer();

@@ -3,7 +3,7 @@
 import { execFile } from 'node:child_process';
 import net from 'node:net';
 import t from 'tap';
-import { CLI, api, startServer } from './helper.js';
+import { CHILD_ENV, CLI, api, startServer } from './helper.js';
 
 interface Run {
   code: number;
@@ -11,8 +11,7 @@ interface Run {
   stderr: string;
 }
 
-// tap's NODE_OPTIONS loads its process-info hook into every child, which costs most of a second per run.
-const { NODE_OPTIONS: _tapHooks, ...baseEnv } = process.env;
+const baseEnv = CHILD_ENV;
 
 function rollcall(args: string[], env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve) => {

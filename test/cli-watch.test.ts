@@ -1,7 +1,7 @@
 // `rollcall watch` as a real child process, across a registry restart.
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { CLI, api, startServerProcess, waitFor } from './helper.js';
+import { CHILD_ENV, CLI, api, startServerProcess, waitFor } from './helper.js';
 
 t.test('prints a snapshot and one line per change, and resumes across a registry restart', async (t) => {
   const server = await startServerProcess(t);
@@ -9,6 +9,7 @@ t.test('prints a snapshot and one line per change, and resumes across a registry
   await api(inst(server.url, 'a'), 'PUT', { address: '10.0.0.1', port: 80 });
   const child = spawn(process.execPath, [CLI, 'watch', '--registry', server.url, '--namespace', 'default', '--service', 'web'], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: CHILD_ENV,
   });
   t.teardown(() => void child.kill('SIGKILL'));
   let out = '';
@@ -31,20 +32,20 @@ t.test('prints a snapshot and one line per change, and resumes across a registry
 
 t.test('--json prints the raw messages; bad flags fail with one line', async (t) => {
   const server = await startServerProcess(t);
-  const child = spawn(process.execPath, [CLI, 'watch', '--registry', server.url, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'watch', '--registry', server.url, '--json'], { stdio: ['ignore', 'pipe', 'pipe'], env: CHILD_ENV });
   t.teardown(() => void child.kill('SIGKILL'));
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   await waitFor(() => out.includes('\n'), 5000, 'first line');
   t.same(JSON.parse(out.split('\n')[0]!), { type: 'SNAPSHOT', revision: 0, items: [] });
 
-  const noNs = spawnSync(process.execPath, [CLI, 'watch', '--service', 'web'], { encoding: 'utf8' });
+  const noNs = spawnSync(process.execPath, [CLI, 'watch', '--service', 'web'], { encoding: 'utf8', env: CHILD_ENV });
   t.equal(noNs.status, 1);
   t.equal(noNs.stderr, 'rollcall: --service needs --namespace\n');
-  const badSince = spawnSync(process.execPath, [CLI, 'watch', '--since', 'x'], { encoding: 'utf8' });
+  const badSince = spawnSync(process.execPath, [CLI, 'watch', '--since', 'x'], { encoding: 'utf8', env: CHILD_ENV });
   t.not(badSince.status, 0);
   t.match(badSince.stderr, /--since/);
-  const badNs = spawnSync(process.execPath, [CLI, 'watch', '--registry', server.url, '--namespace', 'Bad!'], { encoding: 'utf8', timeout: 10_000 });
+  const badNs = spawnSync(process.execPath, [CLI, 'watch', '--registry', server.url, '--namespace', 'Bad!'], { encoding: 'utf8', timeout: 10_000, env: CHILD_ENV });
   t.equal(badNs.status, 1);
   t.match(badNs.stderr, /^rollcall: Invalid request: querystring.namespace/);
 });

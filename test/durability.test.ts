@@ -1,6 +1,6 @@
 // kill -9 of a real server process: every answered write survives, the revision never goes back, watchers resume.
 import t from 'tap';
-import { api, startServerProcess } from './helper.js';
+import { CHILD_ENV, CLI, api, startServerProcess } from './helper.js';
 import { changes, openWatch } from './watch-client.js';
 
 const inst = (url: string, id: string) => `${url}/v1/namespaces/default/services/web/instances/${id}`;
@@ -48,8 +48,7 @@ t.test('SIGTERM shuts down gracefully with exit code 0', async (t) => {
 
 t.test('bad serve flags: one line, non-zero exit', async (t) => {
   const { spawnSync } = await import('node:child_process');
-  const { CLI } = await import('./helper.js');
-  const res = spawnSync(process.execPath, [CLI, 'serve', '--port', 'abc'], { encoding: 'utf8' });
+  const res = spawnSync(process.execPath, [CLI, 'serve', '--port', 'abc'], { encoding: 'utf8', env: CHILD_ENV });
   t.not(res.status, 0);
   t.match(res.stderr, /^rollcall: Invalid configuration: port/);
   t.equal(res.stderr.trim().split('\n').length, 1);

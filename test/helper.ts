@@ -12,6 +12,11 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** The built CLI entry point (tests run from dist/test). */
 export const CLI = join(here, '../src/cli/index.js');
 
+// tap's NODE_OPTIONS loads its process-info hook into every child, which costs most of a second per start.
+const { NODE_OPTIONS: _tapHooks, ...childEnv } = process.env;
+/** The environment for child processes the tests start (CLI, agent, servers): ours, without tap's hooks. */
+export const CHILD_ENV: NodeJS.ProcessEnv = childEnv;
+
 export interface StartedServer {
   app: App;
   url: string;
@@ -74,7 +79,7 @@ export async function startServerProcess(
   const child = spawn(
     process.execPath,
     [CLI, 'serve', '--host', '127.0.0.1', '--port', String(options.port ?? 0), '--data-dir', dataDir, ...(options.args ?? [])],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...CHILD_ENV, ...options.env } },
   );
   const exited = once(child, 'exit');
   const kill = async (signal: NodeJS.Signals = 'SIGKILL') => {

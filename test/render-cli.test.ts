@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import t from 'tap';
 import { renderHaproxy } from '../src/generators/haproxy.js';
 import { parseGeneratorOptions } from '../src/generators/options.js';
-import { api, CLI, startServer } from './helper.js';
+import { api, CHILD_ENV, CLI, startServer } from './helper.js';
 
 function rollcall(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { env: { ...CHILD_ENV, ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
       resolve({ code, stdout, stderr });
     });

@@ -7,6 +7,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Test } from 'tap';
+import { CHILD_ENV } from './helper.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -103,7 +104,7 @@ export function spawnOwned(t: Test, argv: string[], options: { env?: NodeJS.Proc
   const child = spawn(argv[0] as string, argv.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
-    env: { ...process.env, ...options.env },
+    env: { ...CHILD_ENV, ...options.env },
     ...(options.cwd ? { cwd: options.cwd } : {}),
   });
   let logs = '';

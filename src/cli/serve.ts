@@ -28,7 +28,7 @@ export function addServeCommand(program: Command) {
           process.env,
         );
       } catch (err) {
-        if (err instanceof RollcallError) fail(err.message, 2);
+        if (err instanceof RollcallError) fail(err.message, 1);
         throw err;
       }
       // Loaded on demand: the server's dependencies would slow every other command's start.
