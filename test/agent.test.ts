@@ -1,22 +1,14 @@
 // `rollcall agent` with a real registry and a real child process (test/fixtures/agent-child.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
-import { CHILD_ENV, CLI, api, startServer, startServerProcess, waitFor } from './helper.js';
+import { api, CHILD_ENV, CLI, freePort, startServer, startServerProcess, waitFor } from './helper.js';
 import { changes, openWatch } from './watch-client.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/agent-child.js', import.meta.url));
 const env = CHILD_ENV;
 
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
 
 interface Agent {
   proc: ChildProcess;

@@ -1,9 +1,8 @@
 // The people commands against a real registry: output (table and --json) and exit codes
 // (0 ok, 1 bad input, 2 unreachable, 3 not found).
 import { execFile } from 'node:child_process';
-import net from 'node:net';
 import t from 'tap';
-import { CHILD_ENV, CLI, api, startServer } from './helper.js';
+import { api, CHILD_ENV, CLI, freePort, startServer } from './helper.js';
 
 interface Run {
   code: number;
@@ -22,13 +21,6 @@ function rollcall(args: string[], env: Record<string, string> = {}): Promise<Run
   });
 }
 
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
 
 t.test('register, list, get, heartbeat, services, namespaces, deregister', async (t) => {
   const server = await startServer(t);

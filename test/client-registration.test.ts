@@ -1,21 +1,12 @@
 // The client's registration handle against a real registry: leases kept alive, re-registration after
 // the registry lost its data, retries while it is down, refusals surfaced, state changes applied.
-import net from 'node:net';
 import t from 'tap';
 import { createClient, RollcallClientError, type Instance } from '../src/client/index.js';
-import { api, startServer, startServerProcess, waitFor } from './helper.js';
+import { api, freePort, startServer, startServerProcess, waitFor } from './helper.js';
 
 const FAST = { minMs: 50, maxMs: 300 };
 const instanceUrl = (url: string, id: string, service = 'web') => `${url}/v1/namespaces/default/services/${service}/instances/${id}`;
 
-/** A loopback port nobody listens on (bound, then released). */
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
 
 t.test('a registration with a 1 s TTL survives for several seconds by heartbeating', async (t) => {
   const server = await startServer(t);

@@ -5,7 +5,7 @@
 //   get        GET    …/instances/{id}
 //   list       GET    …/services/{service}/instances
 import { type Command, Option } from 'commander';
-import { createClient, type Instance, type InstanceStatus, type RegisterInput } from '../client/index.js';
+import type { Instance, InstanceStatus, RegisterInput } from '../client/index.js';
 import {
   STATUSES,
   addRegistryOptions,
@@ -15,7 +15,7 @@ import {
   intParser,
   type RegistryFlags,
 } from './options.js';
-import { hostPort, printJson, printTable, runCommand } from './output.js';
+import { hostPort, printJson, printTable, withRegistryClient } from './output.js';
 
 interface NamespaceFlags extends RegistryFlags {
   namespace: string;
@@ -25,9 +25,6 @@ function withNamespace(cmd: Command): Command {
   return cmd.option('-n, --namespace <namespace>', 'namespace', 'default');
 }
 
-function clientFor(flags: RegistryFlags) {
-  return createClient(flags.token === undefined ? { url: flags.registry } : { url: flags.registry, token: flags.token });
-}
 
 function name(i: Pick<Instance, 'namespace' | 'service' | 'id'>): string {
   return `${i.namespace}/${i.service}/${i.id}`;
@@ -67,7 +64,7 @@ export function addRegisterCommand(program: Command): void {
         ttl?: number;
       },
     ) => {
-      await runCommand(flags.json, async () => {
+      await withRegistryClient(flags, async (client) => {
         const body: RegisterInput = { address: flags.address ?? defaultAddress(), port: flags.port };
         if (flags.status !== undefined) body.status = flags.status;
         if (flags.weight !== undefined) body.weight = flags.weight;
@@ -75,18 +72,13 @@ export function addRegisterCommand(program: Command): void {
         if (flags.tag !== undefined) body.tags = flags.tag;
         if (flags.meta !== undefined) body.metadata = flags.meta;
         if (flags.ttl !== undefined) body.ttlSeconds = flags.ttl;
-        const client = clientFor(flags);
-        try {
-          const { instance, created } = await client.putInstance(flags.namespace, service, id, body);
-          if (flags.json) printJson(instance);
-          else
-            process.stdout.write(
-              `${created ? 'registered' : 'replaced'} ${name(instance)} at ${hostPort(instance.address, instance.port)}` +
-                ` (${instance.status}, weight ${instance.weight}, ttl ${instance.ttlSeconds}s: heartbeat before ${instance.expiresAt})\n`,
-            );
-        } finally {
-          client.close();
-        }
+        const { instance, created } = await client.putInstance(flags.namespace, service, id, body);
+        if (flags.json) printJson(instance);
+        else
+          process.stdout.write(
+            `${created ? 'registered' : 'replaced'} ${name(instance)} at ${hostPort(instance.address, instance.port)}` +
+              ` (${instance.status}, weight ${instance.weight}, ttl ${instance.ttlSeconds}s: heartbeat before ${instance.expiresAt})\n`,
+          );
       });
     },
   );
@@ -99,15 +91,10 @@ export function addHeartbeatCommand(program: Command): void {
     .argument('<service>', 'service name')
     .argument('<id>', 'instance id');
   withNamespace(addRegistryOptions(cmd)).action(async (service: string, id: string, flags: NamespaceFlags) => {
-    await runCommand(flags.json, async () => {
-      const client = clientFor(flags);
-      try {
-        const instance = await client.heartbeat(flags.namespace, service, id);
-        if (flags.json) printJson(instance);
-        else process.stdout.write(`renewed ${name(instance)} until ${instance.expiresAt}\n`);
-      } finally {
-        client.close();
-      }
+    await withRegistryClient(flags, async (client) => {
+      const instance = await client.heartbeat(flags.namespace, service, id);
+      if (flags.json) printJson(instance);
+      else process.stdout.write(`renewed ${name(instance)} until ${instance.expiresAt}\n`);
     });
   });
 }
@@ -119,15 +106,10 @@ export function addDeregisterCommand(program: Command): void {
     .argument('<service>', 'service name')
     .argument('<id>', 'instance id');
   withNamespace(addRegistryOptions(cmd)).action(async (service: string, id: string, flags: NamespaceFlags) => {
-    await runCommand(flags.json, async () => {
-      const client = clientFor(flags);
-      try {
-        await client.deleteInstance(flags.namespace, service, id);
-        if (flags.json) printJson({ deregistered: true, namespace: flags.namespace, service, id });
-        else process.stdout.write(`deregistered ${flags.namespace}/${service}/${id}\n`);
-      } finally {
-        client.close();
-      }
+    await withRegistryClient(flags, async (client) => {
+      await client.deleteInstance(flags.namespace, service, id);
+      if (flags.json) printJson({ deregistered: true, namespace: flags.namespace, service, id });
+      else process.stdout.write(`deregistered ${flags.namespace}/${service}/${id}\n`);
     });
   });
 }
@@ -139,33 +121,28 @@ export function addGetCommand(program: Command): void {
     .argument('<service>', 'service name')
     .argument('<id>', 'instance id');
   withNamespace(addRegistryOptions(cmd)).action(async (service: string, id: string, flags: NamespaceFlags) => {
-    await runCommand(flags.json, async () => {
-      const client = clientFor(flags);
-      try {
-        const i = await client.getInstance(flags.namespace, service, id);
-        if (flags.json) {
-          printJson(i);
-          return;
-        }
-        const rows: Array<[string, string]> = [
-          ['instance', name(i)],
-          ['address', hostPort(i.address, i.port)],
-          ['status', i.status],
-          ['weight', String(i.weight)],
-          ['zone', i.zone ?? '-'],
-          ['tags', i.tags.length > 0 ? i.tags.join(',') : '-'],
-          ['metadata', Object.keys(i.metadata).length > 0 ? Object.entries(i.metadata).map(([k, v]) => `${k}=${v}`).join(',') : '-'],
-          ['ttl', `${i.ttlSeconds}s`],
-          ['registered', i.registeredAt],
-          ['last heartbeat', i.lastHeartbeatAt],
-          ['expires', `${i.expiresAt} (in ${secondsLeft(i.expiresAt)})`],
-          ['revision', `${i.revision} (created at ${i.createRevision})`],
-        ];
-        const width = Math.max(...rows.map(([k]) => k.length));
-        process.stdout.write(rows.map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${v}`).join('\n') + '\n');
-      } finally {
-        client.close();
+    await withRegistryClient(flags, async (client) => {
+      const i = await client.getInstance(flags.namespace, service, id);
+      if (flags.json) {
+        printJson(i);
+        return;
       }
+      const rows: Array<[string, string]> = [
+        ['instance', name(i)],
+        ['address', hostPort(i.address, i.port)],
+        ['status', i.status],
+        ['weight', String(i.weight)],
+        ['zone', i.zone ?? '-'],
+        ['tags', i.tags.length > 0 ? i.tags.join(',') : '-'],
+        ['metadata', Object.keys(i.metadata).length > 0 ? Object.entries(i.metadata).map(([k, v]) => `${k}=${v}`).join(',') : '-'],
+        ['ttl', `${i.ttlSeconds}s`],
+        ['registered', i.registeredAt],
+        ['last heartbeat', i.lastHeartbeatAt],
+        ['expires', `${i.expiresAt} (in ${secondsLeft(i.expiresAt)})`],
+        ['revision', `${i.revision} (created at ${i.createRevision})`],
+      ];
+      const width = Math.max(...rows.map(([k]) => k.length));
+      process.stdout.write(rows.map(([k, v]) => `${`${k}:`.padEnd(width + 2)}${v}`).join('\n') + '\n');
     });
   });
 }
@@ -180,37 +157,32 @@ export function addListCommand(program: Command): void {
     .option('--tag <tag>', 'only instances with this tag');
   withNamespace(addRegistryOptions(cmd)).action(
     async (service: string, flags: NamespaceFlags & { status?: InstanceStatus; zone?: string; tag?: string }) => {
-      await runCommand(flags.json, async () => {
-        const client = clientFor(flags);
-        try {
-          const filter: { status?: InstanceStatus; zone?: string; tag?: string } = {};
-          if (flags.status !== undefined) filter.status = flags.status;
-          if (flags.zone !== undefined) filter.zone = flags.zone;
-          if (flags.tag !== undefined) filter.tag = flags.tag;
-          const list = await client.listInstances(flags.namespace, service, filter);
-          if (flags.json) {
-            printJson(list);
-            return;
-          }
-          if (list.items.length === 0) {
-            process.stdout.write(`no instances of ${flags.namespace}/${service} (revision ${list.revision})\n`);
-            return;
-          }
-          printTable(
-            ['ID', 'ADDRESS', 'STATUS', 'WEIGHT', 'ZONE', 'TAGS', 'EXPIRES IN'],
-            list.items.map((i) => [
-              i.id,
-              hostPort(i.address, i.port),
-              i.status,
-              i.weight,
-              i.zone ?? '-',
-              i.tags.length > 0 ? i.tags.join(',') : '-',
-              secondsLeft(i.expiresAt),
-            ]),
-          );
-        } finally {
-          client.close();
+      await withRegistryClient(flags, async (client) => {
+        const filter: { status?: InstanceStatus; zone?: string; tag?: string } = {};
+        if (flags.status !== undefined) filter.status = flags.status;
+        if (flags.zone !== undefined) filter.zone = flags.zone;
+        if (flags.tag !== undefined) filter.tag = flags.tag;
+        const list = await client.listInstances(flags.namespace, service, filter);
+        if (flags.json) {
+          printJson(list);
+          return;
         }
+        if (list.items.length === 0) {
+          process.stdout.write(`no instances of ${flags.namespace}/${service} (revision ${list.revision})\n`);
+          return;
+        }
+        printTable(
+          ['ID', 'ADDRESS', 'STATUS', 'WEIGHT', 'ZONE', 'TAGS', 'EXPIRES IN'],
+          list.items.map((i) => [
+            i.id,
+            hostPort(i.address, i.port),
+            i.status,
+            i.weight,
+            i.zone ?? '-',
+            i.tags.length > 0 ? i.tags.join(',') : '-',
+            secondsLeft(i.expiresAt),
+          ]),
+        );
       });
     },
   );
