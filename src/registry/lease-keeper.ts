@@ -10,22 +10,19 @@ export interface LeaseKeeperOptions {
 
 /** Runs the registry's timed duties: expiring leases and saving heartbeats lazily. */
 export function startLeaseKeeper(registry: Registry, options: LeaseKeeperOptions): () => void {
-  const sweep = setInterval(() => {
-    try {
-      registry.expireDue();
-    } catch (err) {
-      options.onError(err);
-    }
-  }, options.sweepMs);
-  const flush = setInterval(() => {
-    try {
-      registry.flushHeartbeats();
-    } catch (err) {
-      options.onError(err);
-    }
-  }, options.heartbeatFlushMs);
-  sweep.unref();
-  flush.unref();
+  const every = (ms: number, duty: () => unknown) => {
+    const timer = setInterval(() => {
+      try {
+        duty();
+      } catch (err) {
+        options.onError(err);
+      }
+    }, ms);
+    timer.unref();
+    return timer;
+  };
+  const sweep = every(options.sweepMs, () => registry.expireDue());
+  const flush = every(options.heartbeatFlushMs, () => registry.flushHeartbeats());
   return () => {
     clearInterval(sweep);
     clearInterval(flush);
