@@ -179,3 +179,17 @@ t.test('a peer that stops answering pings is disconnected', async (t) => {
   t.equal(healthy.closed, undefined, 'a peer that answers pings stays');
   healthy.close();
 });
+
+t.test('on a running server an unrenewed instance is expired within 1 s of its deadline, and watchers see it', async (t) => {
+  const { url } = await startServer(t);
+  const w = await openWatch(url, { namespace: 'default', service: 'web' });
+  const reg = await api(inst(url, 'default', 'web', 'a'), 'PUT', body(80, { ttlSeconds: 1 }));
+  const deadline = Date.parse(reg.body.expiresAt);
+  await w.until((m) => changes(m).some((e) => e.type === 'DELETED'), 5000);
+  const lateBy = Date.now() - deadline;
+  const deleted = changes(w.messages).find((e) => e.type === 'DELETED');
+  t.equal(deleted.reason, 'expired');
+  t.ok(lateBy >= 0 && lateBy < 1000, `expired ${lateBy} ms after its deadline`);
+  t.equal((await api(inst(url, 'default', 'web', 'a'))).status, 404);
+  w.close();
+});
