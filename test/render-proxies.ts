@@ -1,7 +1,7 @@
 // Real nginx and HAProxy for the generator tests: find the binaries (a CI without them fails loudly, a developer
 // machine skips loudly), validate configs with `nginx -t` / `haproxy -c`, and run them as foreground children.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -97,6 +97,21 @@ export async function haproxyCheck(binary: string, dir: string, config: string):
   const file = join(dir, 'haproxy.cfg');
   await writeFile(file, config);
   return runCheck([binary, '-c', '-f', file]);
+}
+
+/**
+ * True once a proxy master runs only its current worker. A reload is asynchronous: for a moment old workers,
+ * still on the previous config, accept new connections beside the new ones, so "no new traffic to X" is only
+ * settled when they are gone.
+ */
+export function oldWorkersGone(proc: ChildProcess): boolean {
+  if (proc.pid === undefined) return false;
+  try {
+    const children = readFileSync(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    return children.length === 1;
+  } catch {
+    return false;
+  }
 }
 
 /** Starts a long-running child, killed (SIGKILL on its process group) at teardown. */
