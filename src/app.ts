@@ -11,7 +11,9 @@ import {
 } from 'fastify-type-provider-zod';
 import { join } from 'node:path';
 import type { Config } from './config.js';
-import { RollcallError } from './errors.js';
+import { adminTokenEntry, createCredentials } from './auth/credentials.js';
+import type { RouteAccess } from './auth/access.js';
+import { installAuth } from './auth/hook.js';
 import { installErrorHandlers } from './http/error-handler.js';
 import { instanceRoutes } from './http/instances.js';
 import { opsRoutes } from './http/ops.js';
@@ -80,24 +82,24 @@ export async function buildApp(deps: AppDeps) {
   installErrorHandlers(app);
 
   app.decorate('registry', registry);
+  await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
+  // After the WebSocket plugin, whose onRequest hook must run first: it marks upgrade requests so that a refused
+  // upgrade's socket is destroyed after the 401/403 (before, every refused upgrade leaked its socket and held
+  // app.close() forever). Before any route: the auth hook marks the docs routes as ops routes as they are added.
+  const credentials = config.token === undefined ? null : createCredentials([adminTokenEntry(config.token)]);
+  installAuth(app, { credentials: credentials === null ? null : () => credentials, protectOps: false });
+
   // Every route the app serves, so the OpenAPI contract test can compare them with the documented paths.
-  const served: { method: string; url: string; documented: boolean }[] = [];
+  const served: ServedRoute[] = [];
   app.decorate('servedRoutes', served);
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     const hidden = (route.schema as { hide?: boolean } | undefined)?.hide === true || route.url.startsWith('/docs');
-    for (const method of methods) if (method !== 'HEAD') served.push({ method, url: route.url, documented: !hidden });
+    const access = route.config?.access;
+    for (const method of methods) {
+      if (method !== 'HEAD') served.push({ method, url: route.url, documented: !hidden, ...(access === undefined ? {} : { access }) });
+    }
   });
-
-  if (config.token !== undefined) {
-    const expected = `Bearer ${config.token}`;
-    // Runs before the WebSocket upgrade too, so unauthenticated watchers never get a socket.
-    app.addHook('onRequest', async (req) => {
-      if (req.url.startsWith('/v1/') && req.headers.authorization !== expected) {
-        throw new RollcallError('unauthorized', 'This registry needs "Authorization: Bearer <token>".');
-      }
-    });
-  }
 
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
@@ -131,7 +133,6 @@ export async function buildApp(deps: AppDeps) {
     transformObject: jsonSchemaTransformObject,
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
-  await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
 
   const notReadyReason = () => {
     if (!db.open) return 'The database is closed.';
@@ -171,11 +172,19 @@ export async function buildApp(deps: AppDeps) {
   return app;
 }
 
+export interface ServedRoute {
+  method: string;
+  url: string;
+  documented: boolean;
+  /** What the route declared it needs (auth tests send every route every way). */
+  access?: RouteAccess;
+}
+
 export type App = Awaited<ReturnType<typeof buildApp>>;
 
 declare module 'fastify' {
   interface FastifyInstance {
     registry: ReturnType<typeof createRegistry>;
-    servedRoutes: { method: string; url: string; documented: boolean }[];
+    servedRoutes: ServedRoute[];
   }
 }

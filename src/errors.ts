@@ -4,6 +4,7 @@ export const ERROR_CODES = {
   invalid_json: 400,
   bad_request: 400,
   unauthorized: 401,
+  forbidden: 403,
   not_found: 404,
   instance_not_found: 404,
   method_not_allowed: 405,

@@ -21,6 +21,7 @@ export const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = asyn
   app.put(
     INSTANCE_URL,
     {
+      config: { access: { action: 'write', namespaceFrom: 'params' } },
       schema: {
         tags: ['instances'],
         summary: 'Register an instance, or replace its registration',
@@ -43,6 +44,7 @@ export const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = asyn
   app.put(
     `${INSTANCE_URL}/heartbeat`,
     {
+      config: { access: { action: 'write', namespaceFrom: 'params', audit: 'debug' } },
       schema: {
         tags: ['instances'],
         summary: 'Renew the lease',
@@ -68,6 +70,7 @@ export const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = asyn
   app.patch(
     INSTANCE_URL,
     {
+      config: { access: { action: 'write', namespaceFrom: 'params' } },
       schema: {
         tags: ['instances'],
         summary: 'Update status, weight, zone, tags, metadata or ttlSeconds',
@@ -88,6 +91,7 @@ export const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = asyn
   app.delete(
     INSTANCE_URL,
     {
+      config: { access: { action: 'write', namespaceFrom: 'params' } },
       schema: {
         tags: ['instances'],
         summary: 'Deregister an instance',
@@ -107,6 +111,7 @@ export const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = asyn
   app.get(
     INSTANCE_URL,
     {
+      config: { access: { action: 'read', namespaceFrom: 'params' } },
       schema: {
         tags: ['instances'],
         summary: 'Get one instance',
@@ -124,6 +129,7 @@ export const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = asyn
   app.get(
     '/v1/namespaces/:namespace/services/:service/instances',
     {
+      config: { access: { action: 'read', namespaceFrom: 'params' } },
       schema: {
         tags: ['instances'],
         summary: 'List the instances of a service',

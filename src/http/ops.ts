@@ -15,6 +15,7 @@ export const opsRoutes: FastifyPluginAsyncZod<OpsRoutesOptions> = async (app, { 
   app.get(
     '/healthz',
     {
+      config: { access: 'ops' },
       schema: {
         tags: ['ops'],
         summary: 'Liveness: the process answers',
@@ -27,6 +28,7 @@ export const opsRoutes: FastifyPluginAsyncZod<OpsRoutesOptions> = async (app, { 
   app.get(
     '/readyz',
     {
+      config: { access: 'ops' },
       schema: {
         tags: ['ops'],
         summary: 'Readiness: database open and every migration applied',
@@ -43,6 +45,7 @@ export const opsRoutes: FastifyPluginAsyncZod<OpsRoutesOptions> = async (app, { 
   app.get(
     '/metrics',
     {
+      config: { access: 'ops' },
       schema: {
         tags: ['ops'],
         summary: 'Prometheus metrics (text exposition format)',
@@ -59,6 +62,6 @@ export const opsRoutes: FastifyPluginAsyncZod<OpsRoutesOptions> = async (app, { 
     },
   );
 
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  app.get('/openapi.yaml', { schema: { hide: true } }, async (_req, reply) => reply.type('application/yaml').send(app.swagger({ yaml: true })));
+  app.get('/openapi.json', { config: { access: 'ops' }, schema: { hide: true } }, async () => app.swagger());
+  app.get('/openapi.yaml', { config: { access: 'ops' }, schema: { hide: true } }, async (_req, reply) => reply.type('application/yaml').send(app.swagger({ yaml: true })));
 };

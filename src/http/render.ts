@@ -56,6 +56,7 @@ export const renderRoutes: FastifyPluginAsyncZod<RenderRoutesOptions> = async (a
     app.get(
       `/v1/namespaces/:namespace/render/${proxy}`,
       {
+        config: { access: { action: 'read', namespaceFrom: 'params' } },
         schema: {
           tags: ['render'],
           summary: generator.summary,

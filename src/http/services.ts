@@ -17,6 +17,7 @@ export const serviceRoutes: FastifyPluginAsyncZod<ServiceRoutesOptions> = async 
   app.get(
     '/v1/namespaces/:namespace/services',
     {
+      config: { access: { action: 'read', namespaceFrom: 'params' } },
       schema: {
         tags: ['services'],
         summary: 'List the services of a namespace with their instance counts',
@@ -38,6 +39,7 @@ export const serviceRoutes: FastifyPluginAsyncZod<ServiceRoutesOptions> = async 
   app.get(
     '/v1/namespaces',
     {
+      config: { access: { action: 'read' } },
       schema: {
         tags: ['services'],
         summary: 'List namespaces with their service and instance counts',

@@ -89,6 +89,7 @@ export const watchRoutes: FastifyPluginAsyncZod<WatchRoutesOptions> = async (app
   app.route({
     method: 'GET',
     url: '/v1/watch',
+    config: { access: { action: 'read', namespaceFrom: 'query' } },
     schema: {
       tags: ['watch'],
       summary: 'Watch changes (WebSocket upgrade, or Server-Sent Events with Accept: text/event-stream)',

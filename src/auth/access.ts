@@ -1,0 +1,33 @@
+// What a route needs from its caller, declared once on the route as `config: { access }` and read by the
+// auth hook on the MATCHED route. Deciding on the raw URL is what let `/%761/…` and absolute-form targets
+// through: the router decodes and normalises the path, so only the route it picked can be trusted.
+
+export const ROLES = ['read', 'write', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+/** An action needs a role at least this strong: admin ⊃ write ⊃ read. */
+export type Action = Role;
+
+export type RouteAccess =
+  /** Health, readiness, metrics, docs and the spec: open unless --protect-ops. */
+  | 'ops'
+  /** Any valid credential, whatever its scope (whoami). */
+  | 'principal'
+  | {
+      action: Action;
+      /**
+       * Where the namespace the request touches comes from. Absent (or absent from the query) means the request
+       * spans every namespace, which needs a credential whose scope is `*`.
+       */
+      namespaceFrom?: 'params' | 'query';
+      /** Log level of the audit line for an allowed write; heartbeats say 'debug' (thousands a second). */
+      audit?: 'info' | 'debug';
+    };
+
+/** A matched route that declares nothing is treated as the strongest need, so a forgotten declaration fails closed. */
+export const UNDECLARED_ACCESS: RouteAccess = { action: 'admin' };
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    access?: RouteAccess;
+  }
+}
