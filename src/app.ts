@@ -156,6 +156,10 @@ export async function buildApp(deps: AppDeps) {
     stopKeeper = startLeaseKeeper(registry, {
       sweepMs: config.sweepMs,
       heartbeatFlushMs: config.heartbeatFlushMs,
+      onStall: (ms) => {
+        metrics.leaseStallSeconds.inc(ms / 1000);
+        app.log.warn({ stalledMs: ms }, 'the process did not run for %d ms; every lease was extended by as much', ms);
+      },
       onError: (err) => app.log.error({ err }, 'lease keeper failed'),
     });
   });
