@@ -152,7 +152,13 @@ export async function buildApp(deps: AppDeps) {
   });
 
   let stopKeeper = () => {};
-  app.addHook('onReady', async () => {
+  let keeperStarted = false;
+  // Leases run once clients can reach the server: the restart grace starts there, not when the database was
+  // loaded, and nothing sweeps before anyone could heartbeat. (Apps only inject()ed sweep by hand.)
+  app.addHook('onListen', async () => {
+    if (keeperStarted) return;
+    keeperStarted = true;
+    registry.startLeases();
     stopKeeper = startLeaseKeeper(registry, {
       sweepMs: config.sweepMs,
       heartbeatFlushMs: config.heartbeatFlushMs,
@@ -168,6 +174,7 @@ export async function buildApp(deps: AppDeps) {
   });
   app.addHook('onClose', async () => {
     stopKeeper();
+    registry.flushHeartbeats();
     registry.flushNow();
     db.close();
   });

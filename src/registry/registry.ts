@@ -60,12 +60,16 @@ export function createRegistry(options: RegistryOptions) {
   const leaseNow = () => clock.now() - leaseOffset;
   const api = (r: InstanceRecord): Instance => toApiInstance(r, leaseOffset);
 
-  // Restore: every instance gets a fresh full TTL from now, so a registry restart never evicts in a herd.
+  // Restore: every instance gets a fresh full TTL, so a registry restart never evicts in a herd. The TTL is
+  // granted again by startLeases() once clients can reach the server: loading a large database and building
+  // the app take seconds that must not eat the grace.
   const restoredAt = leaseNow();
+  let restored: InstanceRecord[] | undefined = [];
   for (const row of store.loadInstances()) {
     const record: InstanceRecord = { ...row, expiresAt: restoredAt + row.ttlSeconds * 1000 };
     put(record);
     leases.add(record);
+    restored.push(record);
   }
   hub.seedLastChange(store.lastChangeByService());
 
@@ -365,6 +369,21 @@ export function createRegistry(options: RegistryOptions) {
       commit(due.map((record) => ({ type: 'DELETED' as const, reason: 'expired' as const, record })));
       options.onExpired?.(due.length);
       return due.length;
+    },
+
+    /**
+     * The server accepts connections now: every restored instance gets its full TTL from this moment (once;
+     * later calls do nothing). Heap entries stay where they are; a record found renewed when its old entry
+     * surfaces is re-queued at its real deadline.
+     */
+    startLeases(): void {
+      if (!restored) return;
+      const now = leaseNow();
+      for (const record of restored) {
+        if (find(record.namespace, record.service, record.id) !== record) continue;
+        record.expiresAt = Math.max(record.expiresAt, now + record.ttlSeconds * 1000);
+      }
+      restored = undefined;
     },
 
     /**
