@@ -153,10 +153,20 @@ export async function buildApp(deps: AppDeps) {
   });
 
   let stopKeeper = () => {};
-  app.addHook('onReady', async () => {
+  let keeperStarted = false;
+  // Leases run once clients can reach the server: the restart grace starts there, not when the database was
+  // loaded, and nothing sweeps before anyone could heartbeat. (Apps only inject()ed sweep by hand.)
+  app.addHook('onListen', async () => {
+    if (keeperStarted) return;
+    keeperStarted = true;
+    registry.startLeases();
     stopKeeper = startLeaseKeeper(registry, {
       sweepMs: config.sweepMs,
       heartbeatFlushMs: config.heartbeatFlushMs,
+      onStall: (ms) => {
+        metrics.leaseStallSeconds.inc(ms / 1000);
+        app.log.warn({ stalledMs: ms }, 'the process did not run for %d ms; every lease was extended by as much', ms);
+      },
       onError: (err) => app.log.error({ err }, 'lease keeper failed'),
     });
   });
@@ -165,6 +175,7 @@ export async function buildApp(deps: AppDeps) {
   });
   app.addHook('onClose', async () => {
     stopKeeper();
+    registry.flushHeartbeats();
     registry.flushNow();
     db.close();
   });

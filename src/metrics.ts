@@ -27,6 +27,11 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}) {
     }),
     deregistrations: new Counter({ name: 'rollcall_deregistrations_total', help: 'Deregistrations', registers: [registry] }),
     expiries: new Counter({ name: 'rollcall_expiries_total', help: 'Instances removed because their lease ended', registers: [registry] }),
+    leaseStallSeconds: new Counter({
+      name: 'rollcall_lease_stall_seconds_total',
+      help: 'Time the process did not run (GC, CPU starvation, SIGSTOP), discounted from every lease',
+      registers: [registry],
+    }),
     httpDuration: new Histogram({
       name: 'rollcall_http_request_duration_seconds',
       help: 'HTTP request latency by method, route and status code',

@@ -53,12 +53,23 @@ export function createRegistry(options: RegistryOptions) {
   const unsavedHeartbeats = new Set<InstanceRecord>();
   let revision = store.revision();
 
-  // Restore: every instance gets a fresh full TTL from now, so a registry restart never evicts in a herd.
-  const restoredAt = clock.now();
+  // Lease time = wall time minus every stall the process sat out (pauseLeases). Lease deadlines
+  // (record.expiresAt, the heap) are kept in lease time, so discounting a stall pushes every deadline back
+  // at once, without touching a record; the API shows them in wall time (api()).
+  let leaseOffset = 0;
+  const leaseNow = () => clock.now() - leaseOffset;
+  const api = (r: InstanceRecord): Instance => toApiInstance(r, leaseOffset);
+
+  // Restore: every instance gets a fresh full TTL, so a registry restart never evicts in a herd. The TTL is
+  // granted again by startLeases() once clients can reach the server: loading a large database and building
+  // the app take seconds that must not eat the grace.
+  const restoredAt = leaseNow();
+  let restored: InstanceRecord[] | undefined = [];
   for (const row of store.loadInstances()) {
     const record: InstanceRecord = { ...row, expiresAt: restoredAt + row.ttlSeconds * 1000 };
     put(record);
     leases.add(record);
+    restored.push(record);
   }
   hub.seedLastChange(store.lastChangeByService());
 
@@ -136,7 +147,7 @@ export function createRegistry(options: RegistryOptions) {
       next += 1;
       const stamped = type === 'DELETED' ? record : { ...record, revision: next };
       if (type === 'ADDED') stamped.createRevision = next;
-      return { record: stamped, event: { type, reason, revision: next, instance: toApiInstance(stamped) } };
+      return { record: stamped, event: { type, reason, revision: next, instance: api(stamped) } };
     });
     const open = openBatch();
     store.commit(changes);
@@ -182,7 +193,7 @@ export function createRegistry(options: RegistryOptions) {
 
   function renew(record: InstanceRecord, now: number) {
     record.lastHeartbeatAt = now;
-    record.expiresAt = now + record.ttlSeconds * 1000;
+    record.expiresAt = now - leaseOffset + record.ttlSeconds * 1000;
     unsavedHeartbeats.add(record);
   }
 
@@ -240,14 +251,14 @@ export function createRegistry(options: RegistryOptions) {
       );
       if (existing && sameRegistration(existing, fields)) {
         renew(existing, now);
-        return { instance: toApiInstance(existing), created: false };
+        return { instance: api(existing), created: false };
       }
       const record: InstanceRecord = {
         ...fields,
         // A replacement keeps its identity: first registration time and create revision.
         registeredAt: existing?.registeredAt ?? now,
         lastHeartbeatAt: now,
-        expiresAt: now + fields.ttlSeconds * 1000,
+        expiresAt: now - leaseOffset + fields.ttlSeconds * 1000,
         revision: 0,
         createRevision: existing?.createRevision ?? 0,
       };
@@ -260,7 +271,7 @@ export function createRegistry(options: RegistryOptions) {
       const record = find(namespace, service, id);
       if (!record) throw instanceNotFound(namespace, service, id);
       renew(record, clock.now());
-      return toApiInstance(record);
+      return api(record);
     },
 
     /** Partial update; also renews the lease (a write from the instance is proof of life). */
@@ -271,13 +282,13 @@ export function createRegistry(options: RegistryOptions) {
       const fields = applyChanges(existing, input);
       if (sameRegistration(existing, fields)) {
         renew(existing, now);
-        return toApiInstance(existing);
+        return api(existing);
       }
       const record: InstanceRecord = {
         ...existing,
         ...fields,
         lastHeartbeatAt: now,
-        expiresAt: now + fields.ttlSeconds * 1000,
+        expiresAt: now - leaseOffset + fields.ttlSeconds * 1000,
       };
       return commit([{ type: 'MODIFIED', reason: 'updated', record }])[0]!.instance;
     },
@@ -291,12 +302,12 @@ export function createRegistry(options: RegistryOptions) {
     get(namespace: string, service: string, id: string): Instance {
       const existing = find(namespace, service, id);
       if (!existing) throw instanceNotFound(namespace, service, id);
-      return toApiInstance(existing);
+      return api(existing);
     },
 
     /** Instances matching filter, sorted by service then id, consistent at `revision`. */
     list(filter: ListFilter): { revision: number; items: Instance[] } {
-      return { revision: committedRevision, items: filterRecords(filter).map(toApiInstance) };
+      return { revision: committedRevision, items: filterRecords(filter).map(api) };
     },
 
     /** Every instance of every namespace (or one namespace), for a watch snapshot. */
@@ -305,7 +316,7 @@ export function createRegistry(options: RegistryOptions) {
       const items: Instance[] = [];
       for (const namespace of names) {
         for (const r of filterRecords({ namespace, ...(filter.service === undefined ? {} : { service: filter.service }) })) {
-          items.push(toApiInstance(r));
+          items.push(api(r));
         }
       }
       return { revision: committedRevision, items };
@@ -352,12 +363,35 @@ export function createRegistry(options: RegistryOptions) {
      * DELETED/expired. At most maxExpiriesPerSweep per call; returns how many it removed.
      */
     expireDue(): number {
-      const now = clock.now();
+      const now = leaseNow();
       const due = leases.takeExpired(now, maxExpiries, (r) => find(r.namespace, r.service, r.id) === r);
       if (due.length === 0) return 0;
       commit(due.map((record) => ({ type: 'DELETED' as const, reason: 'expired' as const, record })));
       options.onExpired?.(due.length);
       return due.length;
+    },
+
+    /**
+     * The server accepts connections now: every restored instance gets its full TTL from this moment (once;
+     * later calls do nothing). Heap entries stay where they are; a record found renewed when its old entry
+     * surfaces is re-queued at its real deadline.
+     */
+    startLeases(): void {
+      if (!restored) return;
+      const now = leaseNow();
+      for (const record of restored) {
+        if (find(record.namespace, record.service, record.id) !== record) continue;
+        record.expiresAt = Math.max(record.expiresAt, now + record.ttlSeconds * 1000);
+      }
+      restored = undefined;
+    },
+
+    /**
+     * The process did not run for ms (a GC pause, CPU starvation, SIGSTOP): nobody could renew meanwhile, so
+     * that time does not count against any lease. Every deadline moves back by ms.
+     */
+    pauseLeases(ms: number): void {
+      if (ms > 0) leaseOffset += ms;
     },
 
     /** Writes the heartbeat times gathered since the last flush, in one transaction. */

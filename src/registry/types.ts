@@ -15,7 +15,10 @@ export interface InstanceRecord {
   ttlSeconds: number;
   registeredAt: number;
   lastHeartbeatAt: number;
-  /** Lease deadline. Not persisted: a restart grants every restored instance a fresh full TTL. */
+  /**
+   * Lease deadline in lease time (wall time minus the stalls discounted so far, see pauseLeases). Not
+   * persisted: a restart grants every restored instance a fresh full TTL.
+   */
   expiresAt: number;
   revision: number;
   createRevision: number;
@@ -29,7 +32,8 @@ export interface ChangeEvent {
   instance: Instance;
 }
 
-export function toApiInstance(r: InstanceRecord): Instance {
+/** leaseOffsetMs turns the lease-time deadline back into wall time. */
+export function toApiInstance(r: InstanceRecord, leaseOffsetMs = 0): Instance {
   return {
     namespace: r.namespace,
     service: r.service,
@@ -44,7 +48,7 @@ export function toApiInstance(r: InstanceRecord): Instance {
     ttlSeconds: r.ttlSeconds,
     registeredAt: new Date(r.registeredAt).toISOString(),
     lastHeartbeatAt: new Date(r.lastHeartbeatAt).toISOString(),
-    expiresAt: new Date(r.expiresAt).toISOString(),
+    expiresAt: new Date(r.expiresAt + leaseOffsetMs).toISOString(),
     revision: r.revision,
     createRevision: r.createRevision,
   };
