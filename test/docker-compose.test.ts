@@ -1,4 +1,6 @@
-// No Docker engine runs here: parse docker-compose.yml and the Dockerfile and check that the pieces fit together.
+// No Docker engine runs here: parse docker-compose.yml and the Dockerfile and check that the pieces fit together,
+// and that what issue 15 asked of them stays true: healthchecks gate start order, the registry is not open to the
+// network by default, nginx's sidecar checks before it reloads, nothing stalls on stop, base images are pinned.
 import { readFile } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,15 +9,26 @@ import { parse } from 'yaml';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
+interface Healthcheck {
+  test?: string[];
+  interval?: string;
+  disable?: boolean;
+}
+
 interface Service {
-  build?: unknown;
+  build?: string | { context?: string; target?: string };
   image?: string;
   command?: string[];
   entrypoint?: string[];
   ports?: string[];
   volumes?: string[];
   pid?: string;
-  depends_on?: string[];
+  network_mode?: string;
+  init?: boolean;
+  user?: string;
+  depends_on?: Record<string, { condition?: string }>;
+  healthcheck?: Healthcheck;
+  stop_signal?: string;
 }
 
 function flag(command: string[], name: string): string | undefined {
@@ -23,8 +36,12 @@ function flag(command: string[], name: string): string | undefined {
   return i >= 0 ? command[i + 1] : undefined;
 }
 
-t.test('docker-compose.yml', async (t) => {
-  const doc = parse(await readFile(join(ROOT, 'docker-compose.yml'), 'utf8')) as { services: Record<string, Service>; volumes: Record<string, unknown> };
+async function compose() {
+  return parse(await readFile(join(ROOT, 'docker-compose.yml'), 'utf8')) as { services: Record<string, Service>; volumes: Record<string, unknown> };
+}
+
+t.test('docker-compose.yml: the pieces fit together', async (t) => {
+  const doc = await compose();
   const services = doc.services;
   t.same(Object.keys(services).sort(), ['demo-1', 'demo-2', 'haproxy', 'haproxy-render', 'nginx', 'nginx-render', 'registry']);
   t.same(Object.keys(doc.volumes).sort(), ['haproxy-conf', 'nginx-conf', 'registry-data']);
@@ -37,6 +54,12 @@ t.test('docker-compose.yml', async (t) => {
   const rollcallImage = registry.image;
   t.ok(rollcallImage, 'the built image is named so the other services reuse it');
 
+  const nginx = services.nginx as Service;
+  t.match(nginx.build, { target: 'nginx' }, 'nginx runs from the Dockerfile\'s nginx target');
+  t.equal(services['nginx-render']?.image, nginx.image, 'and its sidecar from the same image, so --check runs the same nginx');
+  t.same(nginx.entrypoint, ['nginx', '-g', 'daemon off;'], 'nginx in the foreground');
+  t.equal(services['haproxy-render']?.image, rollcallImage, 'haproxy-render runs rollcall');
+
   for (const [proxy, reloadSignal, confDir] of [
     ['nginx', 'HUP', '/etc/nginx/conf.d'],
     ['haproxy', 'USR2', '/usr/local/etc/haproxy'],
@@ -44,7 +67,6 @@ t.test('docker-compose.yml', async (t) => {
     const server = services[proxy] as Service;
     const sidecar = services[`${proxy}-render`] as Service;
     const cmd = sidecar.command ?? [];
-    t.equal(sidecar.image, rollcallImage, `${proxy}-render runs rollcall`);
     t.same(cmd.slice(0, 2), ['render', proxy], `${proxy}-render renders ${proxy}`);
     t.ok(cmd.includes('--watch'), `${proxy}-render follows the registry`);
     t.equal(flag(cmd, '--registry'), 'http://registry:7400', 'talks to the registry service');
@@ -53,14 +75,15 @@ t.test('docker-compose.yml', async (t) => {
     const volume = `${proxy}-conf:${confDir}`;
     t.ok(sidecar.volumes?.includes(volume), `${proxy}-render mounts ${volume}`);
     t.ok(server.volumes?.includes(volume), `${proxy} mounts the same volume at the same path`);
-    t.equal(sidecar.pid, `service:${proxy}`, `${proxy}-render shares ${proxy}'s PID namespace, so PID 1 is the master`);
-    t.equal(flag(cmd, '--reload'), `kill -${reloadSignal} 1`, `reload = ${reloadSignal} to the ${proxy} master`);
+    t.equal(sidecar.pid, `service:${proxy}`, `${proxy}-render shares ${proxy}'s PID namespace`);
+    t.equal(server.init, true, `${proxy}: PID 1 is tini, which forwards the reload signal to the proxy`);
+    t.equal(flag(cmd, '--reload'), `kill -${reloadSignal} 1`, `reload = ${reloadSignal} to PID 1`);
     const listen = flag(cmd, '--listen');
     t.ok(server.ports?.some((p) => p.endsWith(`:${listen}`)), `${proxy} publishes the port the config listens on (${listen})`);
-    t.ok(sidecar.depends_on?.includes('registry'));
+    t.equal(sidecar.depends_on?.registry?.condition, 'service_healthy', `${proxy}-render starts once the registry is healthy`);
   }
   const haproxyStart = (services.haproxy?.command ?? []).join(' ');
-  t.match(haproxyStart, /exec haproxy -W -db -f \/usr\/local\/etc\/haproxy\/haproxy\.cfg/, 'HAProxy runs master-worker in the foreground as PID 1');
+  t.match(haproxyStart, /exec haproxy -W -db -f \/usr\/local\/etc\/haproxy\/haproxy\.cfg/, 'HAProxy runs master-worker in the foreground');
   t.match(haproxyStart, /while \[ ! -s \/usr\/local\/etc\/haproxy\/haproxy\.cfg \]/, 'and waits for the first config');
 
   for (const name of ['demo-1', 'demo-2']) {
@@ -75,18 +98,76 @@ t.test('docker-compose.yml', async (t) => {
     const app = cmd.slice(cmd.indexOf('--') + 1);
     t.ok(cmd.includes('--') && app.length > 0, 'the app command follows --');
     t.match(app.join(' '), new RegExp(`listen\\(${port}\\)`), 'the app listens on the registered port');
+    t.match(demo.healthcheck?.test?.join(' '), new RegExp(`127\\.0\\.0\\.1:${port}/`), `${name} is healthy when its app answers`);
+  }
+});
+
+t.test('docker-compose.yml: what issue 15 asked for', async (t) => {
+  const { services } = await compose();
+  const registry = services.registry as Service;
+
+  // The registry has no token in the demo: it must not be reachable from the network.
+  const registryToken = (registry as { environment?: Record<string, string> }).environment?.ROLLCALL_TOKEN;
+  for (const [name, s] of Object.entries(services)) {
+    for (const p of s.ports ?? []) {
+      if (name === 'registry' && registryToken) continue;
+      t.match(p, /^127\.0\.0\.1:\d+:\d+$/, `${name} publishes ${p} on loopback only`);
+    }
+  }
+
+  // Every service that others wait for has a healthcheck; every wait is on health where health can come first.
+  for (const [name, s] of Object.entries(services)) {
+    t.ok(s.healthcheck?.test && s.healthcheck.test.length > 0 && !s.healthcheck.disable, `${name} has a healthcheck`);
+    for (const [dep, how] of Object.entries(s.depends_on ?? {})) {
+      t.ok(services[dep], `${name} depends on an existing service ${dep}`);
+      // HAProxy cannot be healthy before its sidecar wrote the first config: that one edge waits for "started".
+      const expected = name === 'haproxy-render' && dep === 'haproxy' ? 'service_started' : 'service_healthy';
+      t.equal(how.condition, expected, `${name} waits for ${dep}: ${expected}`);
+    }
+  }
+  t.match(registry.healthcheck?.test?.join(' '), /fetch\('http:\/\/127\.0\.0\.1:7400\/readyz'\)/, 'the registry is healthy when /readyz answers');
+
+  // Stops without the 10 s kill: PID 1 in each container is an init that forwards signals and reaps children.
+  for (const [name, s] of Object.entries(services)) t.equal(s.init, true, `${name} runs under init`);
+
+  // nginx's sidecar checks before reloading, and resolves names where nginx does.
+  const ngx = services['nginx-render'] as Service;
+  t.equal(flag(ngx.command ?? [], '--check'), 'nginx -t -q', 'nginx-render checks the file with nginx -t before reloading');
+  t.notOk(ngx.command?.includes('--no-resolve'), 'unresolvable hostnames are left out, not passed to nginx');
+  t.equal(ngx.network_mode, 'service:nginx', "nginx-render resolves names in nginx's network namespace");
+  t.same(Object.keys(ngx.depends_on ?? {}).sort(), ['nginx', 'registry']);
+
+  // Base images are pinned to a full version (not a moving major tag like `nginx:1.27` or `node:20-slim`).
+  for (const [name, s] of Object.entries(services)) {
+    if (s.build || !s.image || /:local$/.test(s.image)) continue;
+    t.match(s.image, /:\d+\.\d+\.\d+(-[a-z]+)?(@sha256:[0-9a-f]{64})?$/, `${name}: ${s.image} is pinned to a full version`);
   }
 });
 
 t.test('Dockerfile', async (t) => {
   const text = await readFile(join(ROOT, 'Dockerfile'), 'utf8');
-  t.match(text, /^FROM node:20-slim AS build$/m);
+  const base = /^ARG NODE_IMAGE=(node:(\d+)\.\d+\.\d+-bookworm-slim(@sha256:[0-9a-f]{64})?)$/m.exec(text);
+  t.ok(base, 'one base image, pinned to a full version tag (or a digest)');
+  t.ok(Number(base?.[2]) >= 22 && Number(base?.[2]) % 2 === 0, `Node ${base?.[2]} is an LTS line (20 is end of life)`);
+  t.match(text, /^FROM \$\{NODE_IMAGE\} AS build$/m);
+  t.match(text, /^FROM \$\{NODE_IMAGE\} AS runtime$/m);
+  t.notMatch(text, /^FROM node:/m, 'no second, unpinned copy of the base image');
   t.match(text, /^RUN npm ci\b/m);
   t.match(text, /npm run build/);
   t.match(text, /^VOLUME \/data$/m);
   t.match(text, /^ENTRYPOINT \["rollcall"\]$/m);
   t.match(text, /^CMD \["serve", "--host", "0\.0\.0\.0", "--port", "7400", "--data-dir", "\/data"\]$/m);
   t.match(text, /^COPY migrations \.\/migrations$/m, 'migrations ship with the image');
+
+  // The runtime stage (and the default target built from it) runs as an unprivileged user that owns /data.
+  const runtime = text.slice(text.indexOf('AS runtime'), text.indexOf('AS nginx'));
+  t.match(runtime, /^USER node$/m, 'runs as the unprivileged node user');
+  t.match(runtime, /chown node:node \/data/, 'which owns the data directory');
+  t.match(runtime, /^HEALTHCHECK .*\\\n\s+CMD \["node", "-e", "fetch\('http:\/\/127\.0\.0\.1:' \+ \(process\.env\.ROLLCALL_PORT \|\| 7400\) \+ '\/readyz'\)/m, 'healthcheck on /readyz with node (no curl in slim)');
+  const last = text.trimEnd().split('\n').filter((l) => /^FROM /.test(l)).pop();
+  t.equal(last, 'FROM runtime', 'the default target is the registry image');
+  t.match(text, /^FROM runtime AS nginx$/m, 'an nginx target for the compose demo');
+
   const ignore = await readFile(join(ROOT, '.dockerignore'), 'utf8');
   for (const entry of ['node_modules', 'dist', '.git']) t.ok(ignore.split('\n').includes(entry), `.dockerignore leaves out ${entry}`);
 });

@@ -70,7 +70,11 @@ t.test('rollcall render one-shot', async (t) => {
     await put('web', 'web-2', { address: '10.0.1.2' });
     const failing = await rollcall(['render', 'haproxy', ...reg, '--out', out, '--check', 'echo "[ALERT] config invalid" >&2; exit 7', '--reload', `echo reload >> ${log}`]);
     t.equal(failing.code, 1, 'non-zero exit');
-    t.equal(failing.stderr, 'rollcall render: check "echo \\"[ALERT] config invalid\\" >&2; exit 7" exited with 7: [ALERT] config invalid; previous config restored, not reloaded\n');
+    t.equal(
+      failing.stderr,
+      'rollcall render: check "echo \\"[ALERT] config invalid\\" >&2; exit 7" exited with 7: [ALERT] config invalid; looking for the instance that breaks it\n' +
+        'rollcall render: no instance or service explains the failed check; previous config restored, not reloaded\n',
+    );
     t.equal(await readFile(out, 'utf8'), written, 'previous file back');
     t.equal(await readFile(log, 'utf8'), 'check\nreload\n', 'no reload');
   });

@@ -3,6 +3,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -152,4 +153,31 @@ export async function waitFor<T>(what: string, fn: () => Promise<T> | T, timeout
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${String(last)})`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** An HTTP backend on 127.0.0.1:<ephemeral> answering its own id; closed at teardown. */
+export async function idBackend(t: Test, id: string): Promise<{ id: string; port: number }> {
+  const server = createHttpServer((_req, res) => {
+    res.setHeader('connection', 'close');
+    res.end(id);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return { id, port: address.port };
+}
+
+/** One GET through a proxy with a chosen Host, on a fresh connection; errors become status -1. */
+export function getVia(port: number, host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path: '/', headers: { host }, agent: false, timeout: 5000 }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('request timed out')));
+    req.on('error', (err) => resolve({ status: -1, body: err.message }));
+    req.end();
+  });
 }

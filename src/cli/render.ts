@@ -3,8 +3,9 @@
 import { readFileSync } from 'node:fs';
 import { Argument, type Command, InvalidArgumentError, Option } from 'commander';
 import { createClient, type Instance, type RollcallClient, type WatchView } from '../client/index.js';
-import { createShellRunner } from '../generators/run-command.js';
-import { followSource } from '../generators/follow.js';
+import { createShellRunner, describeFailure, type CommandRunner } from '../generators/run-command.js';
+import { followSource, mergeSources, type FollowSource } from '../generators/follow.js';
+import { isolateFailure } from '../generators/isolate-failure.js';
 import { renderHaproxy } from '../generators/haproxy.js';
 import { renderNginx } from '../generators/nginx.js';
 import {
@@ -14,6 +15,8 @@ import {
   parseGeneratorOptions,
   type GeneratorOptions,
 } from '../generators/options.js';
+import { createHostResolver, type HostResolver } from '../generators/resolve-hosts.js';
+import { instanceKey } from '../generators/snapshot.js';
 import { compileTemplate } from '../generators/template.js';
 import { writeConfig, type WriteConfigResult } from '../generators/write-config.js';
 import { DNS_LABEL } from '../schemas/instance.js';
@@ -36,6 +39,7 @@ interface RenderFlags extends RegistryFlags {
   debounce: number;
   maxDelay: number;
   readyTimeout: number;
+  resolve: boolean;
 }
 
 /** How long a one-shot waits for the registry's snapshot before giving up. */
@@ -62,6 +66,10 @@ export function addRenderCommand(program: Command): void {
     .option('--watch', 'keep running: re-render on every registry change (debounced)')
     .option('--check <command>', 'shell command run after the new file is in place; on failure the previous file is restored and nothing reloads')
     .option('--reload <command>', 'shell command run after a changed file passed --check')
+    .option(
+      '--no-resolve',
+      'nginx: keep instances whose hostname does not resolve here (by default they are left out with a warning, since nginx refuses a whole config over one unknown host)',
+    )
     .option('--debounce <ms>', 'quiet period before rendering a burst of changes', intParser(0, 600_000), 250)
     .option('--max-delay <ms>', 'render at the latest this long after the first change of a burst', intParser(0, 600_000), 2000)
     .addOption(new Option('--ready-timeout <ms>', 'one-shot: how long to wait for the registry').argParser(intParser(1, 600_000)).default(ONE_SHOT_READY_MS).hideHelp());
@@ -75,7 +83,8 @@ export function addRenderCommand(program: Command): void {
   });
 }
 
-type Renderer = (instances: Instance[]) => string;
+/** Renders the instances, leaving out those in leaveOut (key: instanceKey → why, written into the config). */
+type Renderer = (instances: Instance[], leaveOut: ReadonlyMap<string, string>) => string;
 
 /** Flag combinations are checked before anything touches the network, each with one line saying what to do. */
 function buildRenderer(kind: Kind, flags: RenderFlags): Renderer {
@@ -94,9 +103,9 @@ function buildRenderer(kind: Kind, flags: RenderFlags): Renderer {
   const namespace = flags.namespace;
   switch (kind) {
     case 'nginx':
-      return (instances) => renderNginx({ namespace, instances }, options);
+      return (instances, leaveOut) => renderNginx({ namespace, instances, leaveOut }, options);
     case 'haproxy':
-      return (instances) => renderHaproxy({ namespace, instances }, options);
+      return (instances, leaveOut) => renderHaproxy({ namespace, instances, leaveOut }, options);
     case 'template': {
       const file = flags.template ?? '';
       let source: string;
@@ -111,20 +120,59 @@ function buildRenderer(kind: Kind, flags: RenderFlags): Renderer {
       } catch (err) {
         throw new UsageError(describeError(err));
       }
-      return (instances) => compiled({ namespace, instances }, options.services);
+      return (instances, leaveOut) =>
+        compiled({ namespace, instances: instances.filter((i) => !leaveOut.has(instanceKey(i))) }, options.services);
     }
   }
 }
 
 async function runRender(kind: Kind, flags: RenderFlags): Promise<void> {
   const render = buildRenderer(kind, flags);
+  // Only nginx needs it: HAProxy starts with unresolvable servers (init-addr last,libc,none) and templates are the
+  // user's business.
+  const resolver = kind === 'nginx' && flags.resolve ? createHostResolver() : undefined;
   const client = createClient(flags.token === undefined ? { url: flags.registry } : { url: flags.registry, token: flags.token });
   try {
-    if (flags.watch) await follow(client, render, flags);
-    else await renderOnce(client, render, flags);
+    const prepare = preparer(render, resolver);
+    if (flags.watch) await follow(client, prepare, resolver, flags);
+    else await renderOnce(client, prepare, flags);
   } finally {
+    resolver?.close();
     client.close();
   }
+}
+
+/** One render: the instances it saw, what it left out and why, and how to render again without more of them. */
+interface Rendered {
+  content: string;
+  instances: Instance[];
+  leaveOut: ReadonlyMap<string, string>;
+  renderWithout(leaveOut: ReadonlyMap<string, string>): string;
+}
+
+type Prepare = (instances: Instance[]) => Promise<Rendered>;
+
+function preparer(render: Renderer, resolver: HostResolver | undefined): Prepare {
+  let lastUnresolved = '';
+  return async (instances) => {
+    const leaveOut = new Map<string, string>();
+    if (resolver) {
+      const unresolved = await resolver.unresolved(instances.map((i) => i.address));
+      const hit = instances.filter((i) => unresolved.has(i.address.toLowerCase()));
+      for (const i of hit) leaveOut.set(instanceKey(i), `hostname ${i.address} does not resolve here`);
+      // Said when the set changes, not on every render: a name that never resolves would flood the log.
+      const line = hit.map((i) => `${instanceKey(i)} (${i.address})`).join(', ');
+      if (line !== lastUnresolved) {
+        log(
+          hit.length > 0
+            ? `WARNING: left out ${hit.length} instance(s) whose hostname does not resolve here (nginx would refuse the whole config): ${line}`
+            : 'every hostname resolves again',
+        );
+      }
+      lastUnresolved = line;
+    }
+    return { content: render(instances, leaveOut), instances, leaveOut, renderWithout: (more) => render(instances, more) };
+  };
 }
 
 /** One service → a watch of that service only; several or all → the namespace, filtered here. */
@@ -133,10 +181,11 @@ function openView(client: RollcallClient, flags: RenderFlags): { view: WatchView
   const view = client.watch(
     wanted && wanted.length === 1 ? { namespace: flags.namespace, service: wanted[0] as string } : { namespace: flags.namespace },
   );
-  return { view, instances: () => view.instances() };
+  const keep = wanted ? new Set(wanted) : undefined;
+  return { view, instances: () => (keep ? view.instances().filter((i) => keep.has(i.service)) : view.instances()) };
 }
 
-async function renderOnce(client: RollcallClient, render: Renderer, flags: RenderFlags): Promise<void> {
+async function renderOnce(client: RollcallClient, prepare: Prepare, flags: RenderFlags): Promise<void> {
   // A plain request first: an unreachable registry fails fast with a clear line instead of a silent retry loop.
   await client.listServices(flags.namespace);
   // Then one snapshot, taken at a single revision, so the config is consistent across services.
@@ -153,18 +202,20 @@ async function renderOnce(client: RollcallClient, render: Renderer, flags: Rende
   } finally {
     clearTimeout(timer);
   }
-  const content = render(instances());
+  const snapshot = instances();
   view.close();
+  const rendered = await prepare(snapshot);
   if (flags.out === undefined) {
-    process.stdout.write(content);
+    process.stdout.write(rendered.content);
     return;
   }
-  const result = await writeConfig({ path: flags.out, content, ...commands(flags) });
-  report(flags.out, result, view.revision);
-  if (result.status === 'check_failed' || result.status === 'reload_failed') process.exitCode = 1;
+  const outcome = await applyToFile(flags.out, rendered, flags, createShellRunner(), undefined);
+  report(flags.out, outcome.result, view.revision, rendered.leaveOut.size + (outcome.isolated?.culprits.length ?? 0));
+  // A config applied without the instances that broke the check is still a failure to report to a script.
+  if (outcome.result.status === 'check_failed' || outcome.result.status === 'reload_failed' || outcome.isolated) process.exitCode = 1;
 }
 
-async function follow(client: RollcallClient, render: Renderer, flags: RenderFlags): Promise<void> {
+async function follow(client: RollcallClient, prepare: Prepare, resolver: HostResolver | undefined, flags: RenderFlags): Promise<void> {
   const { view, instances } = openView(client, flags);
   let lastError = '';
   view.on('error', (err) => {
@@ -184,9 +235,11 @@ async function follow(client: RollcallClient, render: Renderer, flags: RenderFla
   if (ready !== 'ready') return;
 
   const apply = flags.out === undefined ? printer() : fileApplier(flags.out, flags, () => view.revision);
-  const follower = followSource({
-    source: view,
-    render: () => render(instances()),
+  // A hostname that starts or stops resolving is a change too.
+  const source: FollowSource = resolver ? mergeSources(view, resolver) : view;
+  const follower = followSource<Rendered>({
+    source,
+    render: () => prepare(instances()),
     apply,
     debounceMs: flags.debounce,
     maxDelayMs: flags.maxDelay,
@@ -199,22 +252,74 @@ async function follow(client: RollcallClient, render: Renderer, flags: RenderFla
   log(`${signal}: stopped`);
 }
 
-function printer(): (content: string) => Promise<void> {
+function printer(): (rendered: Rendered) => Promise<void> {
   let last: string | undefined;
-  return async (content) => {
+  return async ({ content }) => {
     if (content === last) return;
     last = content;
     process.stdout.write(content);
   };
 }
 
-function fileApplier(out: string, flags: RenderFlags, revision: () => number): (content: string) => Promise<void> {
+interface Applied {
+  result: WriteConfigResult;
+  /** Set when the check refused the full config and a config without these instances was applied instead. */
+  isolated?: { culprits: string[]; leaveOut: Map<string, string> };
+}
+
+/**
+ * Write, check, reload; when the check refuses the config, look for the instances that make it fail and apply the
+ * config without them, so every other service stays current. `hint`: what the previous isolation left out.
+ */
+async function applyToFile(
+  out: string,
+  rendered: Rendered,
+  flags: RenderFlags,
+  run: CommandRunner,
+  hint: ReadonlyMap<string, string> | undefined,
+): Promise<Applied> {
+  const result = await writeConfig({ path: out, content: rendered.content, ...commands(flags) }, { run });
+  if (result.status !== 'check_failed' || flags.check === undefined) return { result };
+  log(`${result.reason}; looking for the instance that breaks it`);
+  const check = flags.check;
+  // Held in an object: the attempts assign it from a callback, which TypeScript's narrowing does not follow.
+  const latest: { result: WriteConfigResult } = { result };
+  const isolated = await isolateFailure({
+    instances: rendered.instances.filter((i) => !rendered.leaveOut.has(instanceKey(i))),
+    leaveOut: rendered.leaveOut,
+    output: result.output,
+    ...(hint ? { hint } : {}),
+    attempt: async (leaveOut) => {
+      const r = await writeConfig({ path: out, content: rendered.renderWithout(leaveOut), check }, { run });
+      latest.result = r;
+      return { passed: r.status !== 'check_failed', output: r.status === 'check_failed' ? r.output : '' };
+    },
+  });
+  // The reason was said above; the report line that follows says what became of the file.
+  if (!isolated) return { result: { ...result, reason: 'no instance or service explains the failed check' } };
+  const why = isolated.culprits.map((k) => `${k} (${isolated.leaveOut.get(k) ?? ''})`).join(', ');
+  log(`WARNING: the check refused the config because of ${why}; applying every other service without them (${isolated.attempts} check run(s))`);
+  // The accepted file is in place (or was already); reload it unless it is the one the proxy already runs.
+  const last = latest.result;
+  if (last.status === 'written' && flags.reload !== undefined) {
+    const reload = await run(flags.reload);
+    const applied: WriteConfigResult =
+      reload.code === 0 ? { status: 'written', changed: true, reloaded: true } : { status: 'reload_failed', changed: true, reason: `reload ${describeFailure(flags.reload, reload)}` };
+    return { result: applied, isolated };
+  }
+  return { result: last.status === 'check_failed' ? result : last, isolated };
+}
+
+function fileApplier(out: string, flags: RenderFlags, revision: () => number): (rendered: Rendered) => Promise<void> {
   const run = createShellRunner();
   // A reload that failed is owed until one succeeds: the file on disk already matches, so the next render would
   // otherwise see "unchanged" and leave the proxy on the old config for good.
   let reloadOwed = false;
-  return async (content) => {
-    const result = await writeConfig({ path: out, content, ...commands(flags) }, { run });
+  // What the last isolation left out: tried first next time, since a bad registration usually stays a while.
+  let hint: ReadonlyMap<string, string> | undefined;
+  return async (rendered) => {
+    const { result, isolated } = await applyToFile(out, rendered, flags, run, hint);
+    hint = isolated?.leaveOut;
     if (result.status === 'unchanged' && reloadOwed && flags.reload !== undefined) {
       const retry = await run(flags.reload);
       reloadOwed = retry.code !== 0;
@@ -223,7 +328,7 @@ function fileApplier(out: string, flags: RenderFlags, revision: () => number): (
     }
     if (result.status === 'reload_failed') reloadOwed = true;
     else if (result.status === 'written') reloadOwed = false;
-    report(out, result, revision());
+    report(out, result, revision(), rendered.leaveOut.size + (isolated?.culprits.length ?? 0));
   };
 }
 
@@ -234,13 +339,15 @@ function commands(flags: RenderFlags): { check?: string; reload?: string } {
   };
 }
 
-function report(out: string, result: WriteConfigResult, revision: number): void {
+function report(out: string, result: WriteConfigResult, revision: number, leftOut = 0): void {
+  // The count of instances left out (unresolvable, or breaking the check) rides on every line: a number to alert on.
+  const without = leftOut > 0 ? ` (${leftOut} instance(s) left out)` : '';
   switch (result.status) {
     case 'unchanged':
-      log(`${out} unchanged at revision ${revision}`);
+      log(`${out} unchanged at revision ${revision}${without}`);
       return;
     case 'written':
-      log(`wrote ${out} at revision ${revision}${result.reloaded ? ', reloaded' : ''}`);
+      log(`wrote ${out} at revision ${revision}${result.reloaded ? ', reloaded' : ''}${without}`);
       return;
     case 'check_failed':
       log(`${result.reason}; ${result.restored === 'previous' ? 'previous config restored' : 'new file removed'}, not reloaded`);

@@ -7,12 +7,26 @@ export interface FollowSource {
   off(event: 'change', listener: () => void): unknown;
 }
 
-export interface FollowOptions {
+/** Several sources as one: a change of any of them is a change. */
+export function mergeSources(...sources: FollowSource[]): FollowSource {
+  return {
+    on(event, listener) {
+      for (const s of sources) s.on(event, listener);
+      return this;
+    },
+    off(event, listener) {
+      for (const s of sources) s.off(event, listener);
+      return this;
+    },
+  };
+}
+
+export interface FollowOptions<T = string> {
   source: FollowSource;
-  /** Renders the current state of the source. */
-  render: () => string;
+  /** Renders the current state of the source (may wait, e.g. for name lookups). */
+  render: () => T | Promise<T>;
   /** Puts a rendered config in place (file + check + reload, or stdout). */
-  apply: (content: string) => Promise<void>;
+  apply: (rendered: T) => Promise<void>;
   debounceMs: number;
   maxDelayMs: number;
   /** A render or apply that threw; following continues with the next change. */
@@ -27,7 +41,7 @@ export interface Follower {
   stop(): Promise<void>;
 }
 
-export function followSource(options: FollowOptions): Follower {
+export function followSource<T = string>(options: FollowOptions<T>): Follower {
   let running: Promise<void> | null = null;
   let again = false;
   let stopped = false;
@@ -46,7 +60,7 @@ export function followSource(options: FollowOptions): Follower {
     }
     running = (async () => {
       try {
-        await options.apply(options.render());
+        await options.apply(await options.render());
       } catch (err) {
         options.onError(err);
       }

@@ -68,7 +68,7 @@ export function renderHaproxy(snapshot: Snapshot, options: GeneratorOptions): st
       out.push(`    # ${commentText(b.id)}${note}`);
       out.push(`    server ${serverName(b.id)} ${hostPort(b.address, b.port)} weight ${b.routable ? b.weight : 0}`);
     }
-    for (const skip of s.skipped) out.push(`    # left out ${commentText(skip.id)}: ${skip.reason}`);
+    for (const skip of s.skipped) out.push(`    # left out ${commentText(skip.id)}: ${commentText(skip.reason)}`);
   }
   return `${out.join('\n')}\n`;
 }

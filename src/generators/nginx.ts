@@ -79,6 +79,6 @@ function leftOutComments(service: ServiceView): string[] {
   const lines = service.backends
     .filter((b) => !b.routable)
     .map((b) => `# left out ${commentText(b.id)}: ${b.status === 'draining' ? 'draining' : 'weight 0'}`);
-  for (const s of service.skipped) lines.push(`# left out ${commentText(s.id)}: ${s.reason}`);
+  for (const s of service.skipped) lines.push(`# left out ${commentText(s.id)}: ${commentText(s.reason)}`);
   return lines;
 }

@@ -7,6 +7,16 @@ import { isSafeAddress } from './sanitize.js';
 export interface Snapshot {
   namespace: string;
   instances: readonly Instance[];
+  /**
+   * Instances the caller decided to leave out (key: instanceKey), with the reason written beside them in the config:
+   * e.g. a hostname that does not resolve where the proxy runs, or an instance that made the proxy's check fail.
+   */
+  leaveOut?: ReadonlyMap<string, string>;
+}
+
+/** Identifies an instance within one namespace: service and id. */
+export function instanceKey(inst: { service: string; id: string }): string {
+  return `${inst.service}/${inst.id}`;
 }
 
 /** One instance as a proxy sees it. `routable` false = kept only so existing connections can finish (draining). */
@@ -51,7 +61,9 @@ export function viewServices(snapshot: Snapshot, options: GeneratorOptions): Ser
     const instances = [...(byService.get(name) ?? [])].sort((a, b) => compareCodePoints(a.id, b.id));
     const view: ServiceView = { name, host: `${name}.${snapshot.namespace}`, backends: [], skipped: [] };
     for (const inst of instances) {
-      if (!isSafeAddress(inst.address)) view.skipped.push({ id: inst.id, reason: 'invalid address' });
+      const leftOut = snapshot.leaveOut?.get(instanceKey(inst));
+      if (leftOut !== undefined) view.skipped.push({ id: inst.id, reason: leftOut });
+      else if (!isSafeAddress(inst.address)) view.skipped.push({ id: inst.id, reason: 'invalid address' });
       else if (!Number.isInteger(inst.port) || inst.port < 1 || inst.port > 65535) view.skipped.push({ id: inst.id, reason: 'invalid port' });
       else if (inst.status === 'starting' || inst.status === 'down') view.skipped.push({ id: inst.id, reason: inst.status });
       else {

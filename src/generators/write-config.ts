@@ -18,7 +18,7 @@ export type WriteConfigResult =
   /** New file in place, check (if any) passed; reloaded says whether a reload command ran and succeeded. */
   | { status: 'written'; changed: true; reloaded: boolean }
   /** The check failed: the previous file is back (or the new one removed when there was none); no reload. */
-  | { status: 'check_failed'; changed: false; restored: 'previous' | 'removed'; reason: string }
+  | { status: 'check_failed'; changed: false; restored: 'previous' | 'removed'; reason: string; output: string }
   /** The check passed and the new file stays, but the reload failed: the proxy still runs the old config. */
   | { status: 'reload_failed'; changed: true; reason: string };
 
@@ -47,6 +47,8 @@ export async function writeConfig(req: WriteConfigRequest, deps: WriteConfigDeps
         changed: false,
         restored: previous !== null ? 'previous' : 'removed',
         reason: `check ${describeFailure(req.check, result)}`,
+        // Everything the check said, so a caller can find what in the config it refused.
+        output: result.output,
       };
     }
   }
