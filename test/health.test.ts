@@ -3,15 +3,31 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import t from 'tap';
 import { createClient } from '../src/client/index.js';
 import { createFlipCounter, HEALTH_METADATA } from '../src/client/health.js';
 import { child, instanceUrl, startAgent } from './agent-process.js';
 import { api, CHILD_ENV, CLI, freePort, startServer, waitFor } from './helper.js';
+import { nginxArgs, nginxPrefix, oldWorkersGone, requireBinary, spawnOwned } from './render-proxies.js';
 import { changes, openWatch } from './watch-client.js';
 
 const FAST = ['--health-interval', '200ms', '--health-timeout', '500ms', '--health-fall', '3', '--health-rise', '2'];
+
+/** One request through a proxy with a chosen Host, on a fresh connection so each one is balanced. */
+function getVia(port: number, host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/', headers: { host }, agent: false, timeout: 5000 }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 async function childGet(port: number, path: string): Promise<string> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`);
@@ -58,7 +74,7 @@ t.test('agent --health-http: down after fall failures, up after rise passes, one
   t.equal(down.metadata.owner, 'team-a', "the owner's metadata is kept");
   t.equal(down.metadata[HEALTH_METADATA.result], 'failing: HTTP 500 from /health', 'why, on the instance');
   t.ok(Date.parse(down.metadata[HEALTH_METADATA.at]) > 0, 'when, on the instance');
-  t.match(agent.stderr(), /health check failed 3 times: HTTP 500 from \/health: default\/api\/h1 is down/);
+  await waitFor(() => /health check failed 3 times: HTTP 500 from \/health: default\/api\/h1 is down/.test(agent.stderr()), 5000, 'the flip logged with its reason');
   await probesPass(port, 3);
   t.same(statuses(watch.messages), ['ADDED starting', 'MODIFIED up', 'MODIFIED down'], 'failures after the flip change nothing');
   t.equal((await api(instanceUrl(server.url, 'h1'))).status, 200, 'down is not dead: still registered, still heartbeating');
@@ -106,7 +122,7 @@ t.test('--health-exec: a failing command takes it down; a passing one brings it 
   await waitFor(async () => (await api(instanceUrl(server.url, 'e1'))).body?.status === 'up', 15_000, 'up');
   rmSync(flag);
   await waitFor(async () => (await api(instanceUrl(server.url, 'e1'))).body?.status === 'down', 15_000, 'down');
-  t.match(agent.stderr(), /health check failed 3 times: `test -e '.*'` exited 1: default\/api\/e1 is down/);
+  await waitFor(() => /health check failed 3 times: `test -e '.*'` exited 1: default\/api\/e1 is down/.test(agent.stderr()), 5000, 'the flip logged with its reason');
   writeFileSync(flag, '');
   await waitFor(async () => (await api(instanceUrl(server.url, 'e1'))).body?.status === 'up', 15_000, 'up again');
 });
@@ -134,7 +150,7 @@ t.test("states the check did not set stay: a drained instance is not brought up,
   t.equal((await api(instanceUrl(server.url, 's1'), 'PATCH', { status: 'down' })).status, 200);
   await probesPass(port, 4);
   t.equal((await api(instanceUrl(server.url, 's1'))).body.status, 'down', "a person's down is not flipped back up");
-  t.match(agent.stderr(), /keeps the status it has/);
+  await waitFor(() => /keeps the status it has/.test(agent.stderr()), 5000, 'the agent says it left the status alone');
 });
 
 t.test('bad health flags: one line, exit 1, nothing started', async (t) => {
@@ -215,4 +231,47 @@ t.test('client library: registration.healthCheck flips with rise/fall and stops 
   await new Promise((resolve) => setTimeout(resolve, 200));
   t.ok(probes - after <= 1 && after >= before, 'no more probes after deregister');
   t.throws(() => reg.healthCheck(() => true), /deregistered or its client closed/);
+});
+
+t.test('end to end: nginx (via rollcall render --watch) stops sending to a sick instance and resumes after recovery', async (t) => {
+  const nginx = requireBinary(t, 'nginx');
+  if (!nginx) return;
+  const dir = t.testdir();
+  const server = await startServer(t);
+  const [portA, portB, nginxPort] = await Promise.all([freePort(), freePort(), freePort()]);
+  for (const [id, port] of [['a', portA], ['b', portB]] as const) {
+    startAgent(t, ['--registry', server.url, '--service', 'web', '--id', id, '--address', '127.0.0.1', '--port', String(port), '--ttl', '300', '--health-http', '/health', ...FAST], child(port));
+  }
+  await waitFor(async () => (await api(`${server.url}/v1/namespaces/default/services/web/instances?status=up`)).body?.items?.length === 2, 15_000, 'both up');
+
+  const prefix = await nginxPrefix(join(dir, 'nginx'));
+  const conf = join(prefix.confD, 'rollcall.conf');
+  const ngx = nginxArgs(nginx, join(dir, 'nginx'), prefix.main);
+  const common = ['--registry', server.url, '--namespace', 'default', '--service', 'web', '--listen', `127.0.0.1:${nginxPort}`, '--out', conf];
+  const oneShot = spawnOwned(t, [process.execPath, CLI, 'render', 'nginx', ...common]);
+  t.equal((await once(oneShot, 'exit'))[0], 0, oneShot.logs());
+  const nginxProc = spawnOwned(t, ngx);
+  const watcher = spawnOwned(t, [process.execPath, CLI, 'render', 'nginx', ...common, '--watch', '--check', `${ngx.join(' ')} -t -q`, '--reload', `${ngx.join(' ')} -s reload`]);
+  await waitFor(() => watcher.logs().includes('following namespace'), 15_000, 'the render watcher');
+
+  const who = async (n: number) => {
+    const seen = new Set<string>();
+    for (let i = 0; i < n; i++) {
+      const res = await getVia(nginxPort, 'web.default').catch(() => undefined);
+      if (res?.status === 200) seen.add(res.body.trim());
+    }
+    return [...seen].sort();
+  };
+  await waitFor(async () => (await who(10)).length === 2, 15_000, 'nginx spreads over a and b');
+
+  await childGet(portB, '/set-health?code=500');
+  const onlyA = await waitFor(async () => {
+    const seen = await who(12);
+    return oldWorkersGone(nginxProc) && seen.length === 1 && seen[0] === `hello from ${portA}` ? seen : undefined;
+  }, 20_000, 'nginx to stop sending to the sick b');
+  t.same(onlyA, [`hello from ${portA}`], 'the sick instance gets no traffic');
+
+  await childGet(portB, '/set-health?code=200');
+  await waitFor(async () => (await who(12)).length === 2, 20_000, 'nginx to send to b again');
+  t.pass('b gets traffic again after it recovered');
 });
