@@ -9,7 +9,7 @@ import t from 'tap';
 import { createClient } from '../src/client/index.js';
 import { createFlipCounter, HEALTH_METADATA } from '../src/client/health.js';
 import { child, instanceUrl, startAgent } from './agent-process.js';
-import { api, CHILD_ENV, CLI, freePort, startServer, waitFor } from './helper.js';
+import { api, CHILD_ENV, CLI, freePort, startServer, startServerProcess, waitFor } from './helper.js';
 import { nginxArgs, nginxPrefix, oldWorkersGone, requireBinary, spawnOwned } from './render-proxies.js';
 import { changes, openWatch } from './watch-client.js';
 
@@ -274,4 +274,24 @@ t.test('end to end: nginx (via rollcall render --watch) stops sending to a sick 
   await childGet(portB, '/set-health?code=200');
   await waitFor(async () => (await who(12)).length === 2, 20_000, 'nginx to send to b again');
   t.pass('b gets traffic again after it recovered');
+});
+
+t.test('registry unreachable: the agent keeps probing and sends the current state once the registry is back', async (t) => {
+  const port = await freePort();
+  const first = await startServerProcess(t);
+  const agent = startAgent(
+    t,
+    ['--registry', first.url, '--service', 'api', '--id', 'u1', '--address', '127.0.0.1', '--port', String(port), '--ttl', '300', '--health-http', '/health', ...FAST],
+    child(port),
+  );
+  await waitFor(async () => (await api(instanceUrl(first.url, 'u1'))).body?.status === 'up', 15_000, 'up');
+  await first.kill('SIGKILL');
+  await childGet(port, '/set-health?code=500');
+  await waitFor(() => /health check failed 3 times/.test(agent.stderr()), 15_000, 'the flip while the registry is down');
+  const again = await startServerProcess(t, { dataDir: first.dataDir, port: first.port });
+  const back = await waitFor(async () => {
+    const r = await api(instanceUrl(again.url, 'u1'));
+    return r.body?.status === 'down' ? r.body : undefined;
+  }, 20_000, 'the sick state to reach the restarted registry');
+  t.equal(back.metadata[HEALTH_METADATA.result], 'failing: HTTP 500 from /health');
 });

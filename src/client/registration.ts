@@ -125,8 +125,10 @@ export class Registration extends EventEmitter<RegistrationEvents> {
           return;
         } catch (err) {
           if (isRetryable(err)) {
+            // Retry soon, not at the next heartbeat: with a long TTL that could be minutes of a stale status.
             this.dirty = true;
             this.report(err);
+            this.schedule(backoffDelay(this.attempt++, this.config.retry));
             return;
           }
           if (!isNotFound(err)) {
