@@ -295,3 +295,20 @@ t.test('registry unreachable: the agent keeps probing and sends the current stat
   }, 20_000, 'the sick state to reach the restarted registry');
   t.equal(back.metadata[HEALTH_METADATA.result], 'failing: HTTP 500 from /health');
 });
+
+t.test('without a --health-* flag the readiness check is repeated (here --ready-http)', async (t) => {
+  const server = await startServer(t);
+  const port = await freePort();
+  startAgent(
+    t,
+    ['--registry', server.url, '--service', 'api', '--id', 'r1', '--address', '127.0.0.1', '--port', String(port), '--ttl', '300', '--ready-http', '/health', ...FAST],
+    child(port),
+  );
+  await waitFor(async () => (await api(instanceUrl(server.url, 'r1'))).body?.status === 'up', 15_000, 'up');
+  await childGet(port, '/set-health?code=503');
+  const down = await waitFor(async () => {
+    const r = await api(instanceUrl(server.url, 'r1'));
+    return r.body?.status === 'down' ? r.body : undefined;
+  }, 15_000, 'down through the repeated readiness check');
+  t.equal(down.metadata[HEALTH_METADATA.result], 'failing: HTTP 503 from /health');
+});
