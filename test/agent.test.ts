@@ -1,41 +1,12 @@
 // `rollcall agent` with a real registry and a real child process (test/fixtures/agent-child.ts).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
-import t, { type Test } from 'tap';
+import t from 'tap';
+import { AGENT_CHILD as FIXTURE, child, instanceUrl, startAgent, type Agent } from './agent-process.js';
 import { api, CHILD_ENV, CLI, freePort, startServer, startServerProcess, waitFor } from './helper.js';
 import { changes, openWatch } from './watch-client.js';
 
-const FIXTURE = fileURLToPath(new URL('./fixtures/agent-child.js', import.meta.url));
 const env = CHILD_ENV;
-
-
-interface Agent {
-  proc: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** Starts `rollcall agent AGENT_ARGS -- node agent-child.js PORT CHILD_ARGS`; killed (with its child) at teardown. */
-function startAgent(t: Test, agentArgs: string[], childCmd: string[]): Agent {
-  const proc = spawn(process.execPath, [CLI, 'agent', ...agentArgs, '--', ...childCmd], { stdio: ['ignore', 'pipe', 'pipe'], env });
-  let out = '';
-  let err = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = once(proc, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
-  t.teardown(async () => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGTERM');
-      await exited;
-    }
-  });
-  return { proc, stdout: () => out, stderr: () => err, exited };
-}
-
-const child = (port: number, ...args: string[]) => [process.execPath, FIXTURE, String(port), ...args];
-const instanceUrl = (url: string, id: string) => `${url}/v1/namespaces/default/services/api/instances/${id}`;
 
 t.test('lifecycle: starting → up → draining → gone; SIGTERM reaches the child after the drain; its exit code passes through', async (t) => {
   const server = await startServer(t);

@@ -2,7 +2,9 @@
 //
 //   start:    register as `starting` (one attempt; a 4xx refusal stops here, before CMD runs), then spawn CMD
 //   ready:    `up` once its port accepts a TCP connection (or --ready-http PATH answers 2xx)
-//   live:     heartbeats by the client library; a registry that is down or lost us is retried in the background
+//   live:     heartbeats by the client library; a registry that is down or lost us is retried in the background;
+//             the health check (--health-*, else the readiness check again) runs every --health-interval and
+//             moves up → down after --health-fall failures, down → up after --health-rise successes
 //   SIGTERM/SIGINT: `draining`, wait --drain-seconds, forward the signal, wait for CMD, deregister, exit with its code
 //   CMD exits by itself: deregister, exit with its code
 //
@@ -10,13 +12,13 @@
 // gets the signal after draining, as it does under an orchestrator that signals the agent alone. The price:
 // if the agent itself is killed with -9, CMD is not signalled; every other exit of the agent takes CMD down.
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import os from 'node:os';
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { createClient, type RegisterOptions, type Registration } from '../client/index.js';
+import { createClient, HEALTH_DEFAULTS, type ProbeResult, type RegisterOptions, type Registration } from '../client/index.js';
 import { DEFAULT_REGISTRY_URL, collect, defaultAddress } from './options.js';
 import { hostPort } from './output.js';
+import { execProbe, httpProbe, tcpProbe } from './probes.js';
 
 interface AgentFlags {
   registry: string;
@@ -33,6 +35,24 @@ interface AgentFlags {
   weight?: string;
   readyHttp?: string;
   drainSeconds: string;
+  healthHttp?: string;
+  healthTcp?: boolean;
+  healthExec?: string;
+  healthInterval: string;
+  healthTimeout: string;
+  healthRise: string;
+  healthFall: string;
+}
+
+/** What the agent probes after CMD is up: `ready` repeats the start-up readiness check. */
+export type HealthProbeKind = { kind: 'ready' } | { kind: 'http'; path: string } | { kind: 'tcp' } | { kind: 'exec'; command: string };
+
+export interface HealthPlan {
+  probe: HealthProbeKind;
+  intervalMs: number;
+  timeoutMs: number;
+  rise: number;
+  fall: number;
 }
 
 export interface AgentPlan {
@@ -41,6 +61,7 @@ export interface AgentPlan {
   registration: RegisterOptions & { namespace: string; id: string };
   readyHttp?: string;
   drainMs: number;
+  health: HealthPlan;
   command: string;
   args: string[];
 }
@@ -50,6 +71,37 @@ const INSTANCE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const FORWARDED_AS_IS = ['SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const;
 
 class FlagError extends Error {}
+
+const DURATION = /^(\d{1,9}(?:\.\d{1,3})?)(ms|s|m)$/;
+
+/** `200ms`, `5s`, `1.5s`, `1m` → milliseconds, at least 1 ms and at most a day. */
+function duration(flag: string, value: string): number {
+  const m = DURATION.exec(value.trim());
+  const ms = m ? Math.round(Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 's' ? 1000 : 60_000)) : NaN;
+  if (!(ms >= 1 && ms <= 86_400_000)) throw new FlagError(`${flag} must be a positive duration such as 200ms, 5s or 1m, got "${value}"`);
+  return ms;
+}
+
+function planHealth(flags: AgentFlags): HealthPlan {
+  const kinds = [flags.healthHttp !== undefined && '--health-http', flags.healthTcp === true && '--health-tcp', flags.healthExec !== undefined && '--health-exec'].filter(Boolean);
+  if (kinds.length > 1) throw new FlagError(`give one health check at most, got ${kinds.join(' and ')}`);
+  let probe: HealthProbeKind = { kind: 'ready' };
+  if (flags.healthHttp !== undefined) {
+    if (!flags.healthHttp.startsWith('/')) throw new FlagError(`--health-http must be a path starting with "/", got "${flags.healthHttp}"`);
+    probe = { kind: 'http', path: flags.healthHttp };
+  } else if (flags.healthTcp === true) probe = { kind: 'tcp' };
+  else if (flags.healthExec !== undefined) {
+    if (flags.healthExec.trim() === '') throw new FlagError('--health-exec needs a command line');
+    probe = { kind: 'exec', command: flags.healthExec };
+  }
+  return {
+    probe,
+    intervalMs: duration('--health-interval', flags.healthInterval),
+    timeoutMs: duration('--health-timeout', flags.healthTimeout),
+    rise: int('--health-rise', flags.healthRise, 1, 1000),
+    fall: int('--health-fall', flags.healthFall, 1, 1000),
+  };
+}
 
 function int(flag: string, value: string, min: number, max: number): number {
   if (!/^\d+$/.test(value.trim()) || Number(value) < min || Number(value) > max) {
@@ -102,7 +154,8 @@ export function planAgent(argv: string[], flags: AgentFlags, pid = process.pid):
   if (!/^\d+(\.\d+)?$/.test(flags.drainSeconds.trim()) || !Number.isFinite(drain) || drain > 86400) {
     throw new FlagError(`--drain-seconds must be a number of seconds from 0 to 86400, got "${flags.drainSeconds}"`);
   }
-  const plan: AgentPlan = { registry: flags.registry, registration, drainMs: Math.round(drain * 1000), command, args };
+  const health = planHealth(flags);
+  const plan: AgentPlan = { registry: flags.registry, registration, drainMs: Math.round(drain * 1000), health, command, args };
   if (flags.token !== undefined) plan.token = flags.token;
   if (flags.readyHttp !== undefined) {
     if (!flags.readyHttp.startsWith('/')) throw new FlagError(`--ready-http must be a path starting with "/", got "${flags.readyHttp}"`);
@@ -113,29 +166,6 @@ export function planAgent(argv: string[], flags: AgentFlags, pid = process.pid):
 
 function log(line: string): void {
   process.stderr.write(`rollcall agent: ${line}\n`);
-}
-
-function tcpAccepts(host: string, port: number, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}
-
-async function httpReady(url: string, timeoutMs: number): Promise<boolean> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-    await res.body?.cancel();
-    return res.status >= 200 && res.status < 300;
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -260,10 +290,12 @@ export async function runAgent(plan: AgentPlan): Promise<void> {
   const { port } = plan.registration;
   const probeHost = probeAddress(plan.registration.address);
   const readyUrl = plan.readyHttp === undefined ? undefined : `http://${hostPort(probeHost, port)}${plan.readyHttp}`;
+  const readyProbe = (timeoutMs: number) => (readyUrl === undefined ? tcpProbe(probeHost, port, timeoutMs) : httpProbe(readyUrl, timeoutMs));
   let hintAt = Date.now() + 10_000;
   let delay = 50;
+  let ready = false;
   while (!childDone && !shuttingDown) {
-    const ok = readyUrl === undefined ? await tcpAccepts(probeHost, port, 1000) : await httpReady(readyUrl, 1000);
+    const { ok } = await readyProbe(1000);
     if (childDone || shuttingDown) break;
     if (!ok && Date.now() > hintAt) {
       log(`still waiting for ${readyUrl ?? hostPort(probeHost, port)} to ${readyUrl ? 'answer 2xx' : 'accept connections'}; ${who} stays starting`);
@@ -273,6 +305,7 @@ export async function runAgent(plan: AgentPlan): Promise<void> {
       try {
         await reg.setStatus('up');
         log(`${plan.command} is ready: ${who} is up`);
+        ready = true;
       } catch (err) {
         log(`could not mark ${who} up: ${(err as Error).message}`);
       }
@@ -281,6 +314,28 @@ export async function runAgent(plan: AgentPlan): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, delay));
     delay = Math.min(1000, Math.round(delay * 1.5));
   }
+  if (!ready || childDone || shuttingDown) return;
+
+  // From here on the check runs for CMD's whole life; the registration stops it on deregister.
+  const { health } = plan;
+  const probe = (): Promise<ProbeResult> => {
+    switch (health.probe.kind) {
+      case 'ready':
+        return readyProbe(health.timeoutMs);
+      case 'tcp':
+        return tcpProbe(probeHost, port, health.timeoutMs);
+      case 'http':
+        return httpProbe(`http://${hostPort(probeHost, port)}${health.probe.path}`, health.timeoutMs);
+      case 'exec':
+        return execProbe(health.probe.command, health.timeoutMs);
+    }
+  };
+  reg.on('health', (flip) => {
+    if (flip.applied !== undefined) log(`${flip.reason}: ${who} is ${flip.applied}`);
+    else log(`${flip.reason}; ${who} keeps the status it has (not set by the health check)`);
+  });
+  // The probe bounds itself by the timeout; the checker's own timeout is a backstop a little later.
+  reg.healthCheck(probe, { intervalMs: health.intervalMs, timeoutMs: health.timeoutMs + 1000, rise: health.rise, fall: health.fall });
 }
 
 export function addAgentCommand(program: Command): void {
@@ -303,6 +358,13 @@ export function addAgentCommand(program: Command): void {
     .option('--weight <weight>', 'relative weight, 0 = no new traffic')
     .option('--ready-http <path>', 'ready when GET PATH answers 2xx (default: when the port accepts a TCP connection)')
     .option('--drain-seconds <seconds>', 'time between "draining" and forwarding the stop signal', '0')
+    .option('--health-http <path>', 'keep checking: healthy while GET PATH answers 2xx (without a --health-* flag the readiness check is repeated)')
+    .option('--health-tcp', 'keep checking: healthy while the port accepts TCP connections')
+    .option('--health-exec <command>', 'keep checking: healthy while `sh -c COMMAND` exits 0')
+    .option('--health-interval <duration>', 'time between health probes', `${HEALTH_DEFAULTS.intervalMs / 1000}s`)
+    .option('--health-timeout <duration>', 'a probe slower than this fails', `${HEALTH_DEFAULTS.timeoutMs / 1000}s`)
+    .option('--health-rise <n>', 'consecutive passes that bring a sick instance back up', String(HEALTH_DEFAULTS.rise))
+    .option('--health-fall <n>', 'consecutive failures that take an up instance down', String(HEALTH_DEFAULTS.fall))
     .action(async (argv: string[], flags: AgentFlags) => {
       let plan: AgentPlan;
       try {

@@ -4,6 +4,15 @@ export { createClient, type ClientOptions, type RollcallClient } from './client.
 export { Registration, defaultInstanceId, type RegisterOptions } from './registration.js';
 export { WatchView, SLOW_CONSUMER_CLOSE, type WatchOptions, type ViewFilter, type ViewChange } from './watch-view.js';
 export { RollcallClientError, isRetryable, isNotFound, type ClientOnlyErrorCode } from './errors.js';
+export {
+  createFlipCounter,
+  HEALTH_DEFAULTS,
+  HEALTH_METADATA,
+  type HealthCheckOptions,
+  type HealthFlip,
+  type HealthProbe,
+  type ProbeResult,
+} from './health.js';
 export { isRoutable, createPicker, type Picker } from './routing.js';
 export { backoffDelay, jitter, type RetryOptions } from './backoff.js';
 export type {

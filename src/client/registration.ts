@@ -8,6 +8,7 @@ import type { Instance, InstanceStatus, PatchInput, RegisterInput } from '../sch
 import type { Api } from './api.js';
 import { backoffDelay, jitter, type RetryOptions } from './backoff.js';
 import { RollcallClientError, isNotFound, isRetryable, toError } from './errors.js';
+import { startHealthCheck, type HealthCheckOptions, type HealthFlip, type HealthProbe } from './health.js';
 
 export interface RegisterOptions {
   /** Default 'default'. */
@@ -32,7 +33,7 @@ export interface RegistrationConfig {
   onStopped: (r: Registration) => void;
 }
 
-type RegistrationEvents = { registered: [Instance]; error: [Error]; deregistered: [] };
+type RegistrationEvents = { registered: [Instance]; error: [Error]; deregistered: []; health: [HealthFlip] };
 
 const DEFAULT_TTL_SECONDS = 30;
 
@@ -58,6 +59,7 @@ export class Registration extends EventEmitter<RegistrationEvents> {
   private stopped = false;
   private attempt = 0;
   private timer: NodeJS.Timeout | undefined;
+  private healthChecks = new Set<{ stop(): void }>();
   /** Every call to the registry runs through this chain, so a heartbeat never races a PATCH or the DELETE. */
   private chain: Promise<unknown> = Promise.resolve();
 
@@ -123,8 +125,10 @@ export class Registration extends EventEmitter<RegistrationEvents> {
           return;
         } catch (err) {
           if (isRetryable(err)) {
+            // Retry soon, not at the next heartbeat: with a long TTL that could be minutes of a stale status.
             this.dirty = true;
             this.report(err);
+            this.schedule(backoffDelay(this.attempt++, this.config.retry));
             return;
           }
           if (!isNotFound(err)) {
@@ -152,6 +156,40 @@ export class Registration extends EventEmitter<RegistrationEvents> {
     });
   }
 
+  /**
+   * Keeps probing `probe` every intervalMs: after `fall` consecutive failures (a falsy result, a throw or a
+   * probe slower than timeoutMs) an `up` instance goes `down`; after `rise` consecutive successes an
+   * instance that this check took down goes back `up`. States it did not set (starting, draining, a
+   * person's down) are left alone. Each flip is one PATCH and one 'health' event. Stops with the
+   * registration (deregister, stop, client.close) or with the returned stop().
+   */
+  healthCheck(probe: HealthProbe, options: HealthCheckOptions = {}): { stop(): void } {
+    if (this.stopped) throw new RollcallClientError('closed', `Registration ${this.id} was deregistered or its client closed.`);
+    const target = {
+      current: async () => {
+        try {
+          return await this.config.api.getInstance(this.namespace, this.service, this.id);
+        } catch {
+          // Unreachable or forgotten: decide on the last known state; the wanted state is re-sent later.
+          return this.last;
+        }
+      },
+      update: (patch: PatchInput) => this.update(patch),
+      wantedMetadata: () => ({ ...this.desired.metadata }),
+    };
+    const check = startHealthCheck(target, probe, options, (flip) => {
+      if (this.listenerCount('health') > 0) this.emit('health', flip);
+    });
+    const handle = {
+      stop: () => {
+        check.stop();
+        this.healthChecks.delete(handle);
+      },
+    };
+    this.healthChecks.add(handle);
+    return handle;
+  }
+
   /** Stops heartbeats and removes the instance. An instance the registry no longer knows counts as removed. */
   async deregister(): Promise<void> {
     this.stop();
@@ -171,6 +209,7 @@ export class Registration extends EventEmitter<RegistrationEvents> {
     this.stopped = true;
     clearTimeout(this.timer);
     this.timer = undefined;
+    for (const check of [...this.healthChecks]) check.stop();
     this.config.onStopped(this);
   }
 
