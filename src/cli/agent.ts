@@ -7,6 +7,8 @@
 //             moves up → down after --health-fall failures, down → up after --health-rise successes
 //   SIGTERM/SIGINT: `draining`, wait --drain-seconds, forward the signal, wait for CMD, deregister, exit with its code
 //   CMD exits by itself: deregister, exit with its code
+//   --env-services: before anything else, read the namespace's Services once and start CMD with
+//                   <SVC>_SERVICE_HOST / _SERVICE_PORT / _SERVICE_PORT_<NAME> (as the kubelet does)
 //
 // CMD runs in its own process group (detached), so a Ctrl-C in a terminal reaches the agent only and CMD
 // gets the signal after draining, as it does under an orchestrator that signals the agent alone. The price:
@@ -15,10 +17,19 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { createClient, HEALTH_DEFAULTS, type ProbeResult, type RegisterOptions, type Registration } from '../client/index.js';
+import {
+  createClient,
+  HEALTH_DEFAULTS,
+  isRetryable,
+  type ProbeResult,
+  type RegisterOptions,
+  type Registration,
+  type RollcallClient,
+} from '../client/index.js';
 import { DEFAULT_REGISTRY_URL, collect, defaultAddress } from './options.js';
 import { hostPort } from './output.js';
 import { execProbe, httpProbe, tcpProbe } from './probes.js';
+import { fetchEnvServices, parseServiceSelection, selectServices, serviceEnv } from './service-env.js';
 
 interface AgentFlags {
   registry: string;
@@ -42,6 +53,7 @@ interface AgentFlags {
   healthTimeout: string;
   healthRise: string;
   healthFall: string;
+  envServices?: string;
 }
 
 /** What the agent probes after CMD is up: `ready` repeats the start-up readiness check. */
@@ -62,6 +74,8 @@ export interface AgentPlan {
   readyHttp?: string;
   drainMs: number;
   health: HealthPlan;
+  /** Services whose variables CMD starts with: all of the namespace's, or these. */
+  envServices?: 'all' | string[];
   command: string;
   args: string[];
 }
@@ -157,6 +171,11 @@ export function planAgent(argv: string[], flags: AgentFlags, pid = process.pid):
   const health = planHealth(flags);
   const plan: AgentPlan = { registry: flags.registry, registration, drainMs: Math.round(drain * 1000), health, command, args };
   if (flags.token !== undefined) plan.token = flags.token;
+  if (flags.envServices !== undefined) {
+    const selection = parseServiceSelection(flags.envServices);
+    if (typeof selection === 'string') throw new FlagError(`--env-services ${selection}`);
+    plan.envServices = selection;
+  }
   if (flags.readyHttp !== undefined) {
     if (!flags.readyHttp.startsWith('/')) throw new FlagError(`--ready-http must be a path starting with "/", got "${flags.readyHttp}"`);
     plan.readyHttp = flags.readyHttp;
@@ -192,6 +211,31 @@ function signalChild(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
+/** How long the agent waits for an unreachable registry to give it the Services' variables. */
+const ENV_WAIT_MS = 30_000;
+
+/**
+ * The Services' variables, read once. A registry that is down is retried for ENV_WAIT_MS (CMD without the
+ * addresses it was promised would fail later and less clearly); a missing named Service fails at once.
+ */
+async function readServiceEnv(client: RollcallClient, namespace: string, selection: 'all' | string[]): Promise<Record<string, string> | string> {
+  const deadline = Date.now() + ENV_WAIT_MS;
+  let delay = 250;
+  for (;;) {
+    try {
+      const chosen = selectServices(await fetchEnvServices(client, namespace), selection, namespace);
+      if (typeof chosen === 'string') return chosen;
+      for (const name of chosen.skipped) log(`--env-services: skipped "${name}": a name starting with a digit cannot be a variable`);
+      return Object.fromEntries(serviceEnv(chosen.services));
+    } catch (err) {
+      if (!isRetryable(err) || Date.now() + delay > deadline) return `cannot read the Services of namespace "${namespace}": ${(err as Error).message}`;
+      log(`registry not reachable for --env-services (${(err as Error).message}); retrying`);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 5000);
+    }
+  }
+}
+
 export async function runAgent(plan: AgentPlan): Promise<void> {
   const client = createClient({
     url: plan.registry,
@@ -201,6 +245,19 @@ export async function runAgent(plan: AgentPlan): Promise<void> {
   });
   const { namespace, service, id } = plan.registration;
   const who = `${namespace}/${service}/${id}`;
+
+  let serviceVars: Record<string, string> = {};
+  if (plan.envServices !== undefined) {
+    const vars = await readServiceEnv(client, namespace, plan.envServices);
+    if (typeof vars === 'string') {
+      log(`${vars}; ${plan.command} is not started`);
+      client.close();
+      process.exitCode = 1;
+      return;
+    }
+    serviceVars = vars;
+    log(`--env-services: ${Object.keys(vars).length} variables for ${plan.command}`);
+  }
 
   let reg: Registration;
   try {
@@ -217,7 +274,8 @@ export async function runAgent(plan: AgentPlan): Promise<void> {
   if (reg.registered) log(`registered ${who} at ${hostPort(plan.registration.address, plan.registration.port)} as starting`);
   else log(`registry not reachable yet; ${plan.command} starts anyway and ${who} registers once it answers`);
 
-  const child = spawn(plan.command, plan.args, { stdio: 'inherit', detached: true });
+  // The registry's variables win over inherited ones of the same name: they were asked for by flag.
+  const child = spawn(plan.command, plan.args, { stdio: 'inherit', detached: true, env: { ...process.env, ...serviceVars } });
   let childDone = false;
   let shuttingDown = false;
   let wakeDrain: (() => void) | undefined;
@@ -365,6 +423,7 @@ export function addAgentCommand(program: Command): void {
     .option('--health-timeout <duration>', 'a probe slower than this fails', `${HEALTH_DEFAULTS.timeoutMs / 1000}s`)
     .option('--health-rise <n>', 'consecutive passes that bring a sick instance back up', String(HEALTH_DEFAULTS.rise))
     .option('--health-fall <n>', 'consecutive failures that take an up instance down', String(HEALTH_DEFAULTS.fall))
+    .option('--env-services <all|a,b>', 'start CMD with <SVC>_SERVICE_HOST/_PORT variables of these Services of the namespace, read once')
     .action(async (argv: string[], flags: AgentFlags) => {
       let plan: AgentPlan;
       try {

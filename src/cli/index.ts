@@ -8,6 +8,7 @@ import { addWatchCommand } from './watch.js';
 import { addAgentCommand } from './agent.js';
 import { addInstanceCommands } from './instance-commands.js';
 import { addNamespaceCommands } from './namespace-commands.js';
+import { addEnvCommand, addServiceCommands } from './service-commands.js';
 
 const program = new Command();
 program
@@ -23,5 +24,7 @@ addRenderCommand(program);
 addAgentCommand(program);
 addInstanceCommands(program);
 addNamespaceCommands(program);
+addServiceCommands(program);
+addEnvCommand(program);
 
 await program.parseAsync(process.argv);
