@@ -1,5 +1,6 @@
 // Server configuration: one zod schema for flags and environment, with coercion and defaults. Pure.
 import { z } from 'zod';
+import { parseHostPort } from './adapters/consul/listen.js';
 import { RollcallError } from './errors.js';
 
 const MiB = 1024 * 1024;
@@ -21,6 +22,19 @@ export const configSchema = z.object({
   sweepMs: z.coerce.number().int().min(10).max(1000).default(200),
   heartbeatFlushMs: z.coerce.number().int().min(100).default(5000),
   maxExpiriesPerSweep: z.coerce.number().int().min(1).default(1000),
+  // Compatibility APIs (issue 11).
+  /** HOST:PORT of the Consul-compatible listener; off unless given. */
+  consulListen: z
+    .string()
+    .refine((v) => parseHostPort(v) !== undefined, 'must be HOST:PORT or [IPV6]:PORT, e.g. 127.0.0.1:8500')
+    .optional(),
+  /** The datacenter name the Consul API reports (and accepts in ?dc=). */
+  consulDatacenter: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1-64 characters of letters, digits, "_" and "-"').default('dc1'),
+  /** The rollcall namespace the Eureka API serves: Eureka has no namespaces. */
+  eurekaNamespace: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a DNS-1123 label')
+    .default('default'),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -34,6 +48,9 @@ const ENV: Record<string, keyof Config> = {
   ROLLCALL_WATCH_BUFFER_BYTES: 'watchBufferBytes',
   ROLLCALL_TOKEN: 'token',
   ROLLCALL_LOG_LEVEL: 'logLevel',
+  ROLLCALL_CONSUL_LISTEN: 'consulListen',
+  ROLLCALL_CONSUL_DATACENTER: 'consulDatacenter',
+  ROLLCALL_EUREKA_NAMESPACE: 'eurekaNamespace',
 };
 
 /** Flags win over environment variables, which win over defaults. Throws a RollcallError naming bad settings. */
