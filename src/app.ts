@@ -12,6 +12,7 @@ import {
 import { join } from 'node:path';
 import { parseHostPort } from './adapters/consul/listen.js';
 import { buildConsulServer, type ConsulServer } from './adapters/consul/server.js';
+import { eurekaRoutes } from './adapters/eureka/routes.js';
 import { prometheusSdRoutes } from './adapters/sd/prometheus.js';
 import type { Config } from './config.js';
 import { RollcallError } from './errors.js';
@@ -150,6 +151,13 @@ export async function buildApp(deps: AppDeps) {
   await app.register(serviceRoutes, { registry, hub, metrics, shutdown: shutdown.signal });
   await app.register(renderRoutes, { registry });
   await app.register(prometheusSdRoutes, { registry });
+  await app.register(eurekaRoutes, {
+    registry,
+    hub,
+    metrics,
+    namespace: config.eurekaNamespace,
+    ...(config.token === undefined ? {} : { token: config.token }),
+  });
   await app.register(watchRoutes, {
     registry,
     hub,
