@@ -178,6 +178,7 @@ export async function buildApp(deps: AppDeps) {
       shutdown: shutdown.signal,
       node: { node: 'rollcall', nodeId: CONSUL_NODE_ID, address: host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host, datacenter: config.consulDatacenter },
       ...(config.token === undefined ? {} : { token: config.token }),
+      onError: (err) => app.log.error({ err }, 'Consul API request failed'),
     });
     app.addHook('onReady', async () => {
       await consul!.listen({ host, port });

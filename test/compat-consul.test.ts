@@ -191,8 +191,9 @@ t.test('checks rollcall cannot run are refused; errors are plain text as Consul 
   t.equal(await res.text(), 'Unknown check ID "service:nope". Ensure that the check ID is passed, not the check name.');
   res = await put('/v1/agent/service/deregister/nope');
   t.equal(res.status, 404);
-  res = await fetch(`${consulUrl}/v1/health/service/web?filter=Service.Port%3D%3D80`);
-  t.equal(res.status, 400);
+  res = await fetch(`${consulUrl}/v1/health/service/web?filter=${encodeURIComponent('Service.Port == 80 or Service.Port == 81')}`);
+  t.equal(res.status, 400, 'a filter outside the supported subset is refused, not misread');
+  t.match(await res.text(), /cannot read "Service.Port == 80 or Service.Port == 81"/);
   res = await fetch(`${consulUrl}/v1/health/service/web?dc=eu`);
   t.match(await res.text(), /^No path to datacenter/);
   res = await fetch(`${consulUrl}/v1/health/service/web?index=abc`);
@@ -214,4 +215,25 @@ t.test('with --token, the Consul API wants it in X-Consul-Token', async (t) => {
   const { consulUrl } = await start(t, { token: 's3cret' });
   t.equal((await fetch(`${consulUrl}/v1/catalog/services`)).status, 403);
   t.equal((await fetch(`${consulUrl}/v1/catalog/services`, { headers: { 'x-consul-token': 's3cret' } })).status, 200);
+});
+
+t.test('?filter= (the supported subset) on health, catalog and agent reads', async (t) => {
+  const { url, consulUrl } = await start(t);
+  const put = (id: string, body: object) => api(instanceUrl(url, 'db', id), 'PUT', { address: '10.0.0.1', ...body });
+  await put('db-1', { port: 5432, tags: ['primary'], metadata: { version: '15' } });
+  await put('db-2', { port: 5433, tags: ['replica'], metadata: { version: '14' } });
+  await put('db-3', { port: 5434, tags: ['replica'], status: 'down' });
+  const ids = async (path: string, filter: string) => {
+    const res = await fetch(`${consulUrl}${path}${path.includes('?') ? '&' : '?'}filter=${encodeURIComponent(filter)}`);
+    t.equal(res.status, 200, filter);
+    const body = (await res.json()) as any;
+    return Array.isArray(body) ? body.map((e: any) => e.Service?.ID ?? e.ServiceID) : Object.keys(body);
+  };
+  t.same(await ids('/v1/health/service/db', '"replica" in Service.Tags'), ['db-2', 'db-3']);
+  t.same(await ids('/v1/health/service/db', '"replica" in Service.Tags and Service.Port != 5434'), ['db-2']);
+  t.same(await ids('/v1/health/service/db', 'Service.Meta.version == "15"'), ['db-1']);
+  t.same(await ids('/v1/health/service/db', 'Service.Meta is empty'), ['db-3']);
+  t.same(await ids('/v1/catalog/service/db', 'ServiceTags contains primary'), ['db-1']);
+  t.same(await ids('/v1/agent/services', '"version" in Meta and Port == 5433'), ['db-2']);
+  t.same(await ids('/v1/catalog/services', 'ServiceTags contains "nope"'), [], 'catalog/services filters the catalog entries');
 });

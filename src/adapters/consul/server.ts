@@ -6,6 +6,7 @@ import type { Registry } from '../../registry/registry.js';
 import { DNS_LABEL, type Instance, type InstanceStatus } from '../../schemas/instance.js';
 import type { WatchFilter, WatchHub } from '../../watch/hub.js';
 import { parseGoDuration } from './duration.js';
+import { parseFilter } from './filter.js';
 import {
   CHECK_ID_KEY,
   CHECK_STATE_KEY,
@@ -35,6 +36,8 @@ export interface ConsulServerOptions {
   node: NodeInfo;
   /** When set, requests must carry it (X-Consul-Token, Authorization: Bearer or ?token=). */
   token?: string;
+  /** A request failed on rollcall's side (a 5xx): the server logs it; the client gets no details. */
+  onError?: (err: unknown) => void;
 }
 
 // Consul's blocking-query bounds: 5 minutes unless asked, 10 at most, plus up to wait/16 of jitter so that
@@ -81,8 +84,16 @@ export async function buildConsulServer(options: ConsulServerOptions) {
 
   app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
     const status = err instanceof ConsulError ? err.statusCode : err.statusCode !== undefined && err.statusCode < 500 ? err.statusCode : 500;
+    if (status >= 500) options.onError?.(err);
     const message = err instanceof ConsulError || status < 500 ? err.message : 'rollcall: internal error; the server log has the details';
     return reply.code(status).type('text/plain; charset=utf-8').send(message);
+  });
+  // Same latency histogram as the main listener; the route label says which API answered.
+  app.addHook('onResponse', async (req, reply) => {
+    metrics.httpDuration.observe(
+      { method: req.method, route: `consul ${req.routeOptions.url ?? 'unmatched'}`, status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
   });
   app.setNotFoundHandler((_req, reply) => reply.code(404).type('text/plain; charset=utf-8').send('404 page not found\n'));
 
@@ -150,10 +161,10 @@ export async function buildConsulServer(options: ConsulServerOptions) {
     return registry.list({ namespace, service }).items.filter((i) => tags.every((t) => i.tags.includes(t)));
   }
 
-  function rejectFilter(q: Query) {
-    if (one(q, 'filter') !== undefined) {
-      throw new ConsulError(400, 'rollcall does not evaluate ?filter= expressions; filter by ?tag= (repeatable) and ?passing');
-    }
+  /** Applies ?filter= (a subset of Consul's language) to encoded entries. */
+  function filtered<T>(q: Query, entries: T[]): T[] {
+    const keep = parseFilter(one(q, 'filter'));
+    return keep === undefined ? entries : entries.filter(keep);
   }
 
   function serviceOrThrow(namespace: string, id: string): Instance {
@@ -210,15 +221,17 @@ export async function buildConsulServer(options: ConsulServerOptions) {
 
   app.get('/v1/catalog/services', async (req, reply) => {
     const namespace = namespaceOf(req);
-    rejectFilter(req.query as Query);
+    const q = req.query as Query;
+    parseFilter(one(q, 'filter'));
     return blockingRead(req, reply, { namespace }, () => {
-      // name → the union of its instances' tags, as Consul answers.
+      // name → the union of its instances' tags, as Consul answers; a filter sees catalog entries.
       const out: Record<string, string[]> = {};
-      for (const s of registry.services(namespace).items) {
-        const tags = new Set<string>();
-        for (const i of registry.list({ namespace, service: s.name }).items) for (const t of i.tags) tags.add(t);
-        out[s.name] = [...tags].sort();
+      const entries = filtered(q, registry.list({ namespace }).items.map((i) => catalogService(i, node)));
+      for (const e of entries) {
+        const tags = (out[e.ServiceName] ??= []);
+        for (const t of e.ServiceTags) if (!tags.includes(t)) tags.push(t);
       }
+      for (const tags of Object.values(out)) tags.sort();
       return out;
     });
   });
@@ -226,36 +239,44 @@ export async function buildConsulServer(options: ConsulServerOptions) {
   app.get('/v1/catalog/service/:service', async (req, reply) => {
     const namespace = namespaceOf(req);
     const q = req.query as Query;
-    rejectFilter(q);
+    parseFilter(one(q, 'filter'));
     const service = toServiceName((req.params as { service: string }).service);
-    return blockingRead(req, reply, { namespace, service }, () => instancesOf(namespace, service, many(q, 'tag')).map((i) => catalogService(i, node)));
+    return blockingRead(req, reply, { namespace, service }, () =>
+      filtered(q, instancesOf(namespace, service, many(q, 'tag')).map((i) => catalogService(i, node))),
+    );
   });
 
   app.get('/v1/health/service/:service', async (req, reply) => {
     const namespace = namespaceOf(req);
     const q = req.query as Query;
-    rejectFilter(q);
+    parseFilter(one(q, 'filter'));
     const passing = flag(q, 'passing');
     const service = toServiceName((req.params as { service: string }).service);
     return blockingRead(req, reply, { namespace, service }, () =>
-      instancesOf(namespace, service, many(q, 'tag'))
-        .filter((i) => !passing || aggregatedStatus(i) === 'passing')
-        .map((i) => serviceEntry(i, node)),
+      filtered(
+        q,
+        instancesOf(namespace, service, many(q, 'tag'))
+          .filter((i) => !passing || aggregatedStatus(i) === 'passing')
+          .map((i) => serviceEntry(i, node)),
+      ),
     );
   });
 
   app.get('/v1/health/checks/:service', async (req, reply) => {
     const namespace = namespaceOf(req);
-    rejectFilter(req.query as Query);
+    const q = req.query as Query;
+    parseFilter(one(q, 'filter'));
     const service = toServiceName((req.params as { service: string }).service);
-    return blockingRead(req, reply, { namespace, service }, () => instancesOf(namespace, service, []).flatMap((i) => healthChecks(i, node)));
+    return blockingRead(req, reply, { namespace, service }, () => filtered(q, instancesOf(namespace, service, []).flatMap((i) => healthChecks(i, node))));
   });
 
   app.get('/v1/agent/services', async (req) => {
     const namespace = namespaceOf(req);
-    rejectFilter(req.query as Query);
+    const q = req.query as Query;
+    parseFilter(one(q, 'filter'));
     await registry.settled();
-    return Object.fromEntries(registry.snapshot({ namespace }).items.map((i) => [i.id, { ...agentService(i), Datacenter: node.datacenter }]));
+    const services = filtered(q, registry.snapshot({ namespace }).items.map((i) => ({ ...agentService(i), Datacenter: node.datacenter })));
+    return Object.fromEntries(services.map((s) => [s.ID, s]));
   });
 
   app.get('/v1/agent/service/:id', async (req) => {
@@ -266,9 +287,10 @@ export async function buildConsulServer(options: ConsulServerOptions) {
 
   app.get('/v1/agent/checks', async (req) => {
     const namespace = namespaceOf(req);
-    rejectFilter(req.query as Query);
+    const q = req.query as Query;
+    parseFilter(one(q, 'filter'));
     await registry.settled();
-    const checks = [serfHealth(node), ...registry.snapshot({ namespace }).items.flatMap((i) => healthChecks(i, node))];
+    const checks = filtered(q, [serfHealth(node), ...registry.snapshot({ namespace }).items.flatMap((i) => healthChecks(i, node))]);
     return Object.fromEntries(checks.map((c) => [c.CheckID, c]));
   });
 
