@@ -60,7 +60,7 @@ t.test('npm consul: register with a TTL check, pass it, read catalog and health,
 });
 
 t.test('npm consul: warn, fail, update and maintenance map onto rollcall statuses', async (t) => {
-  const { url, consul } = await start(t);
+  const { url, consul, consulUrl } = await start(t);
   await consul.agent.service.register({ name: 'api', id: 'api-1', address: '127.0.0.1', port: 9000, check: { name: 'api alive', ttl: '60s', timeout: '1s', status: 'passing' } });
   t.equal((await api(instanceUrl(url, 'api', 'api-1'))).body.status, 'up', 'Status passing registers up');
 
@@ -77,13 +77,23 @@ t.test('npm consul: warn, fail, update and maintenance map onto rollcall statuse
   const [entry] = await consul.health.service('api');
   t.ok(entry.Checks.some((c: any) => c.CheckID === '_service_maintenance:api-1' && c.Status === 'critical'), 'maintenance check shown');
 
-  const update = await fetch(`${(await start(t)).consulUrl}/v1/agent/check/update/service:api-1`, { method: 'PUT', body: '{"Status":"passing"}' });
-  t.equal(update.status, 404, 'another registry does not know the check');
+  const elsewhere = await fetch(`${(await start(t)).consulUrl}/v1/agent/check/update/service:api-1`, { method: 'PUT', body: '{"Status":"passing"}' });
+  t.equal(elsewhere.status, 404, 'another registry does not know the check');
 
   await consul.agent.check.pass('service:api-1');
   t.equal((await api(instanceUrl(url, 'api', 'api-1'))).body.status, 'draining', 'a pass during maintenance stays draining');
+  const here = (await api(`${url}/v1/namespaces/default/services/api/instances/api-1`)).body;
+  t.equal(here.metadata['consul-check'], undefined);
   await consul.agent.service.maintenance({ id: 'api-1', enable: false });
   t.equal((await api(instanceUrl(url, 'api', 'api-1'))).body.status, 'up', 'leaving maintenance returns to what the check said');
+
+  // The npm client has no check update; this is Consul's PUT /v1/agent/check/update/:check_id.
+  const update = (body: object) => fetch(`${consulUrl}/v1/agent/check/update/service:api-1`, { method: 'PUT', body: JSON.stringify(body) });
+  t.equal((await update({ Status: 'critical', Output: 'disk full' })).status, 200);
+  t.equal((await api(instanceUrl(url, 'api', 'api-1'))).body.status, 'down', 'update Status critical = down');
+  t.equal((await update({ Status: 'passing' })).status, 200);
+  t.equal((await update({ Status: 'bogus' })).status, 400);
+  t.equal((await api(instanceUrl(url, 'api', 'api-1'))).body.status, 'up', 'update Status passing = up');
 });
 
 t.test('a blocking watch fires on a change made through rollcall’s own REST API', async (t) => {
