@@ -10,11 +10,10 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import { join } from 'node:path';
-import { parseHostPort } from './adapters/consul/listen.js';
 import { buildConsulServer, type ConsulServer } from './adapters/consul/server.js';
 import { eurekaRoutes } from './adapters/eureka/routes.js';
 import { prometheusSdRoutes } from './adapters/sd/prometheus.js';
-import type { Config } from './config.js';
+import { parseHostPort, type Config } from './config.js';
 import { RollcallError } from './errors.js';
 import { installErrorHandlers } from './http/error-handler.js';
 import { instanceRoutes } from './http/instances.js';

@@ -1,9 +1,20 @@
 // Server configuration: one zod schema for flags and environment, with coercion and defaults. Pure.
+import { isIP } from 'node:net';
 import { z } from 'zod';
-import { parseHostPort } from './adapters/consul/listen.js';
 import { RollcallError } from './errors.js';
 
 const MiB = 1024 * 1024;
+
+/** Parses HOST:PORT or [IPV6]:PORT for an extra listener (port 0 picks a free one); undefined when malformed. */
+export function parseHostPort(value: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
+  if (!m) return undefined;
+  const host = m[1] ?? m[2]!;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  if (m[1] !== undefined && isIP(host) !== 6) return undefined;
+  return { host, port };
+}
 
 export const configSchema = z.object({
   host: z.string().min(1).default('127.0.0.1'),
