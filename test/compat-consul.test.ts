@@ -247,3 +247,21 @@ t.test('?filter= (the supported subset) on health, catalog and agent reads', asy
   t.same(await ids('/v1/agent/services', '"version" in Meta and Port == 5433'), ['db-2']);
   t.same(await ids('/v1/catalog/services', 'ServiceTags contains "nope"'), [], 'catalog/services filters the catalog entries');
 });
+
+t.test('a custom CheckID answers pass/fail; two checks are refused (one lease per instance)', async (t) => {
+  const { url, consulUrl } = await start(t);
+  const put = (path: string, body?: object) => fetch(`${consulUrl}${path}`, { method: 'PUT', ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  let res = await put('/v1/agent/service/register', { Name: 'cache', ID: 'cache-1', Address: '127.0.0.1', Port: 6379, Checks: [{ CheckID: 'cache-alive', TTL: '30s' }] });
+  t.equal(res.status, 200);
+  t.equal((await api(instanceUrl(url, 'cache', 'cache-1'))).body.status, 'starting');
+  t.equal((await put('/v1/agent/check/pass/cache-alive')).status, 200);
+  t.equal((await api(instanceUrl(url, 'cache', 'cache-1'))).body.status, 'up', 'passed through its own check id');
+  const checks = (await (await fetch(`${consulUrl}/v1/agent/checks`)).json()) as Record<string, { Status: string; ServiceID: string }>;
+  t.match(checks['cache-alive'], { Status: 'passing', ServiceID: 'cache-1' });
+  t.equal((await put('/v1/agent/check/pass/service:cache-1')).status, 404, 'the default id is not its id');
+  res = await put('/v1/agent/service/register', { Name: 'cache', ID: 'cache-2', Port: 6380, Checks: [{ TTL: '10s' }, { TTL: '20s' }] });
+  t.equal(res.status, 400);
+  t.match(await res.text(), /at most one TTL check/);
+  res = await put('/v1/agent/service/register', { Name: 'other', ID: 'cache-1', Port: 1 });
+  t.equal(res.status, 400, 'an ID already used by another service');
+});
