@@ -188,7 +188,10 @@ export async function buildConsulServer(options: ConsulServerOptions) {
   /** A TTL check report: renews the lease; changes status/marker only when the state differs. */
   async function reportCheck(namespace: string, i: Instance, state: CheckStatus) {
     const marker = state === 'passing' ? undefined : state;
-    const status: InstanceStatus = i.status === 'draining' ? 'draining' : statusForCheck(state, i.status === 'starting' && state === 'critical').status;
+    // Maintenance outlasts check reports (they only update what the check says underneath); a service that
+    // never passed stays starting while its check keeps failing.
+    const stillStarting = i.status === 'starting';
+    const status: InstanceStatus = i.status === 'draining' ? 'draining' : statusForCheck(state, stillStarting).status;
     if (status === i.status && i.metadata[CHECK_STATE_KEY] === marker) {
       registry.heartbeat(namespace, i.service, i.id);
       metrics.heartbeats.inc({ result: 'ok' });
