@@ -265,3 +265,21 @@ t.test('a custom CheckID answers pass/fail; two checks are refused (one lease pe
   res = await put('/v1/agent/service/register', { Name: 'other', ID: 'cache-1', Port: 1 });
   t.equal(res.status, 400, 'an ID already used by another service');
 });
+
+t.test('node views: catalog/node, health/node and health/state', async (t) => {
+  const { url, consulUrl } = await start(t);
+  await api(instanceUrl(url, 'web', 'w1'), 'PUT', { address: '10.0.0.1', port: 80 });
+  await api(instanceUrl(url, 'web', 'w2'), 'PUT', { address: '10.0.0.2', port: 80, status: 'down' });
+  const get = async (path: string) => {
+    const res = await fetch(`${consulUrl}${path}`);
+    return { status: res.status, body: (await res.json()) as any };
+  };
+  const nodeView = await get('/v1/catalog/node/rollcall');
+  t.same(Object.keys(nodeView.body.Services), ['w1', 'w2']);
+  t.equal(nodeView.body.Node.Node, 'rollcall');
+  t.equal((await get('/v1/catalog/node/elsewhere')).body, null, 'an unknown node is null, as Consul answers');
+  t.same((await get('/v1/health/node/rollcall')).body.map((c: any) => c.CheckID), ['serfHealth', 'service:w1', 'service:w2']);
+  t.same((await get('/v1/health/state/critical')).body.map((c: any) => c.CheckID), ['service:w2']);
+  t.equal((await get('/v1/health/state/any')).body.length, 3);
+  t.equal((await fetch(`${consulUrl}/v1/health/state/sleepy`)).status, 400);
+});

@@ -273,6 +273,43 @@ export async function buildConsulServer(options: ConsulServerOptions) {
     return blockingRead(req, reply, { namespace, service }, () => filtered(q, instancesOf(namespace, service, []).flatMap((i) => healthChecks(i, node))));
   });
 
+  /** rollcall is the one node: any other node name is unknown, as Consul answers for a missing node. */
+  function isOurNode(req: FastifyRequest): boolean {
+    return (req.params as { node: string }).node === node.node;
+  }
+
+  app.get('/v1/catalog/node/:node', async (req, reply) => {
+    const namespace = namespaceOf(req);
+    return blockingRead(req, reply, { namespace }, () =>
+      isOurNode(req)
+        ? { Node: nodeJson(node), Services: Object.fromEntries(registry.list({ namespace }).items.map((i) => [i.id, { ...agentService(i), Datacenter: node.datacenter }])) }
+        : null,
+    );
+  });
+
+  app.get('/v1/health/node/:node', async (req, reply) => {
+    const namespace = namespaceOf(req);
+    const q = req.query as Query;
+    parseFilter(one(q, 'filter'));
+    return blockingRead(req, reply, { namespace }, () =>
+      isOurNode(req) ? filtered(q, [serfHealth(node), ...registry.list({ namespace }).items.flatMap((i) => healthChecks(i, node))]) : [],
+    );
+  });
+
+  app.get('/v1/health/state/:state', async (req, reply) => {
+    const namespace = namespaceOf(req);
+    const q = req.query as Query;
+    const state = (req.params as { state: string }).state;
+    if (!['any', 'passing', 'warning', 'critical'].includes(state)) throw new ConsulError(400, `Invalid check state "${state}": any, passing, warning or critical`);
+    parseFilter(one(q, 'filter'));
+    return blockingRead(req, reply, { namespace }, () =>
+      filtered(
+        q,
+        [serfHealth(node), ...registry.list({ namespace }).items.flatMap((i) => healthChecks(i, node))].filter((c) => state === 'any' || c.Status === state),
+      ),
+    );
+  });
+
   app.get('/v1/agent/services', async (req) => {
     const namespace = namespaceOf(req);
     const q = req.query as Query;
