@@ -1,4 +1,5 @@
 // `npm run bench`: every benchmark, medians of several runs, printed as a table. Run it on a quiet machine.
+import { runCompatBenchMedian } from './compat.js';
 import { runCoreBenchMedian } from './core.js';
 import { runRenderBench } from './render.js';
 import { runServicesBench } from './services.js';
@@ -18,6 +19,7 @@ sections.push(['core (issue 2)', await runCoreBenchMedian(runs)]);
 sections.push(['watch (issue 3)', await runWatchBench(runs)]);
 sections.push(['render (issue 4)', await medianOf(runRenderBench)]);
 sections.push(['services (issue 8)', await runServicesBench(runs)]);
+sections.push(['compat: Consul wakeups, Eureka renewals (issue 11)', await runCompatBenchMedian(runs)]);
 
 console.log(`\nrollcall benchmarks, median of ${runs} runs (node ${process.version})\n`);
 for (const [title, values] of sections) {

@@ -10,10 +10,14 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import { join } from 'node:path';
-import type { Config } from './config.js';
 import { adminTokenEntry, createCredentials } from './auth/credentials.js';
 import type { RouteAccess } from './auth/access.js';
 import { installAuth } from './auth/hook.js';
+import { buildConsulServer, type ConsulServer } from './adapters/consul/server.js';
+import { eurekaRoutes } from './adapters/eureka/routes.js';
+import { prometheusSdRoutes } from './adapters/sd/prometheus.js';
+import { parseHostPort, type Config } from './config.js';
+import { RollcallError } from './errors.js';
 import { installErrorHandlers } from './http/error-handler.js';
 import { instanceRoutes } from './http/instances.js';
 import { opsRoutes } from './http/ops.js';
@@ -32,6 +36,8 @@ import { createWatchHub } from './watch/hub.js';
 
 export const VERSION = '0.1.0';
 const BODY_LIMIT = 1024 * 1024;
+/** The Consul API's one node: rollcall itself (Consul node ids are UUIDs). */
+const CONSUL_NODE_ID = '7a1c0a11-0000-4000-8000-00000000c0de';
 
 export interface AppDeps {
   config: Config;
@@ -127,6 +133,7 @@ export async function buildApp(deps: AppDeps) {
         { name: 'watch', description: 'Change streams' },
         { name: 'render', description: 'Load balancer configs from the registry' },
         { name: 'ops', description: 'Health, readiness and metrics' },
+        { name: 'discovery', description: 'Service discovery for other tools (Prometheus)' },
       ],
       ...(config.token === undefined
         ? {}
@@ -147,6 +154,14 @@ export async function buildApp(deps: AppDeps) {
   await app.register(instanceRoutes, { registry, hub, metrics, shutdown: shutdown.signal });
   await app.register(serviceRoutes, { registry, hub, metrics, shutdown: shutdown.signal });
   await app.register(renderRoutes, { registry });
+  await app.register(prometheusSdRoutes, { registry });
+  await app.register(eurekaRoutes, {
+    registry,
+    hub,
+    metrics,
+    namespace: config.eurekaNamespace,
+    ...(config.token === undefined ? {} : { token: config.token }),
+  });
   await app.register(watchRoutes, {
     registry,
     hub,
@@ -154,6 +169,31 @@ export async function buildApp(deps: AppDeps) {
     maxBufferedBytes: config.watchBufferBytes,
     pingIntervalMs: config.watchPingMs,
   });
+
+  // Protocol adapters for clients people already run (issue 11). The Consul API has its own listener, started
+  // and closed with this app.
+  let consul: ConsulServer | undefined;
+  if (config.consulListen !== undefined) {
+    const { host, port } = parseHostPort(config.consulListen)!;
+    consul = await buildConsulServer({
+      registry,
+      hub,
+      metrics,
+      shutdown: shutdown.signal,
+      node: { node: 'rollcall', nodeId: CONSUL_NODE_ID, address: host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host, datacenter: config.consulDatacenter },
+      ...(config.token === undefined ? {} : { token: config.token }),
+      onError: (err) => app.log.error({ err }, 'Consul API request failed'),
+    });
+    app.addHook('onReady', async () => {
+      await consul!.listen({ host, port });
+      app.log.info({ address: consulAddress() }, 'Consul-compatible API listening');
+    });
+  }
+  const consulAddress = () => {
+    const address = consul?.server.address();
+    return address && typeof address === 'object' ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : undefined;
+  };
+  app.decorate('consulUrl', { getter: consulAddress });
 
   let stopKeeper = () => {};
   let keeperStarted = false;
@@ -175,6 +215,7 @@ export async function buildApp(deps: AppDeps) {
   });
   app.addHook('preClose', async () => {
     shutdown.abort();
+    await consul?.close();
   });
   app.addHook('onClose', async () => {
     stopKeeper();
@@ -200,5 +241,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     registry: ReturnType<typeof createRegistry>;
     servedRoutes: ServedRoute[];
+    /** Base URL of the Consul-compatible listener once it listens (undefined when off). */
+    consulUrl: string | undefined;
   }
 }

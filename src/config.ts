@@ -1,10 +1,22 @@
 // Server configuration: one zod schema for flags and environment, with coercion and defaults. Pure.
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { RollcallError } from './errors.js';
 import { DEFAULT_SERVICE_CIDR } from './registry/services.js';
 import { parseCidr } from './registry/virtual-ips.js';
 
 const MiB = 1024 * 1024;
+
+/** Parses HOST:PORT or [IPV6]:PORT for an extra listener (port 0 picks a free one); undefined when malformed. */
+export function parseHostPort(value: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
+  if (!m) return undefined;
+  const host = m[1] ?? m[2]!;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  if (m[1] !== undefined && isIP(host) !== 6) return undefined;
+  return { host, port };
+}
 
 export const configSchema = z.object({
   host: z.string().min(1).default('127.0.0.1'),
@@ -32,6 +44,19 @@ export const configSchema = z.object({
       const parsed = parseCidr(v);
       if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
     }),
+  // Compatibility APIs (issue 11).
+  /** HOST:PORT of the Consul-compatible listener; off unless given. */
+  consulListen: z
+    .string()
+    .refine((v) => parseHostPort(v) !== undefined, 'must be HOST:PORT or [IPV6]:PORT, e.g. 127.0.0.1:8500')
+    .optional(),
+  /** The datacenter name the Consul API reports (and accepts in ?dc=). */
+  consulDatacenter: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1-64 characters of letters, digits, "_" and "-"').default('dc1'),
+  /** The rollcall namespace the Eureka API serves: Eureka has no namespaces. */
+  eurekaNamespace: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a DNS-1123 label')
+    .default('default'),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -46,6 +71,9 @@ const ENV: Record<string, keyof Config> = {
   ROLLCALL_TOKEN: 'token',
   ROLLCALL_LOG_LEVEL: 'logLevel',
   ROLLCALL_SERVICE_CIDR: 'serviceCidr',
+  ROLLCALL_CONSUL_LISTEN: 'consulListen',
+  ROLLCALL_CONSUL_DATACENTER: 'consulDatacenter',
+  ROLLCALL_EUREKA_NAMESPACE: 'eurekaNamespace',
 };
 
 /** Flags win over environment variables, which win over defaults. Throws a RollcallError naming bad settings. */

@@ -6,7 +6,7 @@ import { fail } from './fail.js';
 export function addServeCommand(program: Command) {
   program
     .command('serve')
-    .description('run the registry server (env: ROLLCALL_HOST, ROLLCALL_PORT, ROLLCALL_DATA_DIR, ROLLCALL_TOKEN, …)')
+    .description('run the registry server (env: ROLLCALL_HOST, ROLLCALL_PORT, ROLLCALL_DATA_DIR, ROLLCALL_TOKEN, ROLLCALL_CONSUL_LISTEN, …)')
     .option('--host <host>', 'address to listen on (default 127.0.0.1)')
     .option('--port <port>', 'port to listen on; 0 picks a free one (default 7400)')
     .option('--data-dir <dir>', 'where the SQLite database lives (default ./data)')
@@ -14,6 +14,9 @@ export function addServeCommand(program: Command) {
     .option('--watch-buffer-bytes <n>', 'unsent bytes after which a slow watcher is closed (default 4194304)')
     .option('--service-cidr <cidr>', 'range Service virtual IPs come from, IPv4 or IPv6 (default 127.77.0.0/16)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
+    .option('--consul-listen <host:port>', 'also serve the Consul-compatible API here, e.g. 127.0.0.1:8500 (default off)')
+    .option('--consul-datacenter <name>', 'datacenter name the Consul API reports (default dc1)')
+    .option('--eureka-namespace <name>', 'namespace the Eureka API at /eureka serves (default default)')
     .action(async (opts: Record<string, string | undefined>) => {
       let config;
       try {
@@ -26,6 +29,9 @@ export function addServeCommand(program: Command) {
             watchBufferBytes: opts.watchBufferBytes,
             logLevel: opts.logLevel,
             serviceCidr: opts.serviceCidr,
+            consulListen: opts.consulListen,
+            consulDatacenter: opts.consulDatacenter,
+            eurekaNamespace: opts.eurekaNamespace,
           },
           process.env,
         );

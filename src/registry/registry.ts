@@ -354,6 +354,21 @@ export function createRegistry(options: RegistryOptions) {
       return api(existing);
     },
 
+    /**
+     * The instance with this id in a namespace, whatever its service: for protocols that name an instance by
+     * id alone (Consul's agent API). Ids are unique per service only; the first service by name wins.
+     * Costs one map lookup per service of the namespace.
+     */
+    findById(namespace: string, id: string): Instance | undefined {
+      const services = namespaces.get(namespace);
+      if (!services) return undefined;
+      for (const name of [...services.keys()].sort()) {
+        const record = services.get(name)!.get(id);
+        if (record) return toApiInstance(record);
+      }
+      return undefined;
+    },
+
     /** Instances matching filter, sorted by service then id, consistent at `revision`. */
     list(filter: ListFilter): { revision: number; items: Instance[] } {
       return { revision: committedRevision, items: filterRecords(filter).map(api) };
