@@ -17,7 +17,6 @@ import { buildConsulServer, type ConsulServer } from './adapters/consul/server.j
 import { eurekaRoutes } from './adapters/eureka/routes.js';
 import { prometheusSdRoutes } from './adapters/sd/prometheus.js';
 import { parseHostPort, type Config } from './config.js';
-import { RollcallError } from './errors.js';
 import { installErrorHandlers } from './http/error-handler.js';
 import { instanceRoutes } from './http/instances.js';
 import { opsRoutes } from './http/ops.js';
