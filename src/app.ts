@@ -16,6 +16,7 @@ import { installErrorHandlers } from './http/error-handler.js';
 import { instanceRoutes } from './http/instances.js';
 import { opsRoutes } from './http/ops.js';
 import { renderRoutes } from './http/render.js';
+import { installServerLimits, serverLimitOptions } from './http/server-limits.js';
 import { serviceRoutes } from './http/services.js';
 import { watchRoutes } from './http/watch.js';
 import { createMetrics } from './metrics.js';
@@ -71,6 +72,7 @@ export async function buildApp(deps: AppDeps) {
     // Per-request logs at 15k heartbeats/s would cost more than the requests; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
+    ...serverLimitOptions(config),
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   // Responses are built from typed records, so the compiler already checks their shape; re-validating every
@@ -78,6 +80,7 @@ export async function buildApp(deps: AppDeps) {
   // document the API in OpenAPI.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   installErrorHandlers(app);
+  installServerLimits(app, config);
 
   app.decorate('registry', registry);
   // Every route the app serves, so the OpenAPI contract test can compare them with the documented paths.

@@ -21,6 +21,24 @@ export const configSchema = z.object({
   sweepMs: z.coerce.number().int().min(10).max(1000).default(200),
   heartbeatFlushMs: z.coerce.number().int().min(100).default(5000),
   maxExpiriesPerSweep: z.coerce.number().int().min(1).default(1000),
+
+  // Hostile or broken peers (src/http/server-limits.ts): how long a request may take to arrive, how many
+  // connections and watchers may be open. Long-polls and watch streams are answers, not requests: unaffected.
+  /** The request line and headers must arrive within this. */
+  headersTimeoutMs: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  /** The whole request, body included, must arrive within this. */
+  requestTimeoutMs: z.coerce.number().int().min(100).max(3_600_000).default(30_000),
+  /** An idle keep-alive connection is closed after this (above the usual 60 s of load balancers). */
+  keepAliveTimeoutMs: z.coerce.number().int().min(100).max(3_600_000).default(72_000),
+  /** A connection silent both ways while a request is served is cut after this; 0 = never. */
+  connectionTimeoutMs: z.coerce.number().int().min(0).max(3_600_000).default(120_000),
+  /** Open connections above this are answered 503 too_many_connections; 0 = no limit. */
+  maxConnections: z.coerce.number().int().min(0).default(10_000),
+  /** Watchers (WebSocket + SSE) above this are refused with 503 too_many_watchers; 0 = no limit. */
+  maxWatchers: z.coerce.number().int().min(0).default(8_000),
+}).refine((c) => c.headersTimeoutMs <= c.requestTimeoutMs, {
+  message: 'must not exceed requestTimeoutMs (the headers are part of the request)',
+  path: ['headersTimeoutMs'],
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -34,6 +52,8 @@ const ENV: Record<string, keyof Config> = {
   ROLLCALL_WATCH_BUFFER_BYTES: 'watchBufferBytes',
   ROLLCALL_TOKEN: 'token',
   ROLLCALL_LOG_LEVEL: 'logLevel',
+  ROLLCALL_MAX_CONNECTIONS: 'maxConnections',
+  ROLLCALL_MAX_WATCHERS: 'maxWatchers',
 };
 
 /** Flags win over environment variables, which win over defaults. Throws a RollcallError naming bad settings. */

@@ -118,8 +118,17 @@ export const watchRoutes: FastifyPluginAsyncZod<WatchRoutesOptions> = async (app
         }
         since = Number(lastEventId);
       }
+      if (req.method === 'HEAD') {
+        // The automatic HEAD route shares this handler; a stream that never starts would never answer it.
+        reply.hijack();
+        reply.raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' }).end();
+        return;
+      }
       reply.hijack();
       const res = reply.raw;
+      // The stream lives as long as the watcher: bookmarks and the slow-consumer cut bound it, not the
+      // server's idle cut for requests.
+      res.socket?.setTimeout(0);
       res.writeHead(200, {
         'content-type': 'text/event-stream; charset=utf-8',
         'cache-control': 'no-cache',
