@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { Config } from './config.js';
 import { RollcallError } from './errors.js';
 import { installErrorHandlers } from './http/error-handler.js';
+import { installJsonBodyParser } from './http/json-body.js';
 import { instanceRoutes } from './http/instances.js';
 import { opsRoutes } from './http/ops.js';
 import { renderRoutes } from './http/render.js';
@@ -81,6 +82,7 @@ export async function buildApp(deps: AppDeps) {
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   installErrorHandlers(app);
   installServerLimits(app, config);
+  installJsonBodyParser(app);
 
   app.decorate('registry', registry);
   // Every route the app serves, so the OpenAPI contract test can compare them with the documented paths.
