@@ -12,7 +12,6 @@ interface ValidationIssue {
 
 // A path segment can be a metadata key the client sent: show it, but never verbatim when it holds characters
 // that would make the error (and the log line it lands in) display something else, nor at any length.
-// eslint-disable-next-line no-control-regex -- escaping control characters is the point
 const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
 function printable(segment: string): string {
   const escaped = segment.replace(UNPRINTABLE, (c) => `\\u{${c.codePointAt(0)!.toString(16).toUpperCase()}}`);
