@@ -19,7 +19,7 @@ import { opsRoutes } from './http/ops.js';
 import { renderRoutes } from './http/render.js';
 import { installServerLimits, serverLimitOptions } from './http/server-limits.js';
 import { serviceRoutes } from './http/services.js';
-import { watchRoutes } from './http/watch.js';
+import { onWebSocketError, watchRoutes } from './http/watch.js';
 import { createMetrics } from './metrics.js';
 import { systemClock, type Clock } from './registry/clock.js';
 import { startLeaseKeeper } from './registry/lease-keeper.js';
@@ -136,7 +136,7 @@ export async function buildApp(deps: AppDeps) {
     transformObject: jsonSchemaTransformObject,
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
-  await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
+  await app.register(websocket, { options: { maxPayload: 64 * 1024 }, errorHandler: onWebSocketError });
 
   const notReadyReason = () => {
     if (!db.open) return 'The database is closed.';
@@ -154,6 +154,7 @@ export async function buildApp(deps: AppDeps) {
     metrics,
     maxBufferedBytes: config.watchBufferBytes,
     pingIntervalMs: config.watchPingMs,
+    maxWatchers: config.maxWatchers,
   });
 
   let stopKeeper = () => {};

@@ -54,6 +54,10 @@ const ENV: Record<string, keyof Config> = {
   ROLLCALL_LOG_LEVEL: 'logLevel',
   ROLLCALL_MAX_CONNECTIONS: 'maxConnections',
   ROLLCALL_MAX_WATCHERS: 'maxWatchers',
+  ROLLCALL_HEADERS_TIMEOUT_MS: 'headersTimeoutMs',
+  ROLLCALL_REQUEST_TIMEOUT_MS: 'requestTimeoutMs',
+  ROLLCALL_KEEP_ALIVE_TIMEOUT_MS: 'keepAliveTimeoutMs',
+  ROLLCALL_CONNECTION_TIMEOUT_MS: 'connectionTimeoutMs',
 };
 
 /** Flags win over environment variables, which win over defaults. Throws a RollcallError naming bad settings. */

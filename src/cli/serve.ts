@@ -13,6 +13,8 @@ export function addServeCommand(program: Command) {
     .option('--history-size <n>', 'events kept for resuming watches (default 100000)')
     .option('--watch-buffer-bytes <n>', 'unsent bytes after which a slow watcher is closed (default 4194304)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
+    .option('--max-connections <n>', 'open connections above this get 503 too_many_connections; 0 = no limit (default 10000)')
+    .option('--max-watchers <n>', 'WebSocket + SSE watchers above this get 503 too_many_watchers; 0 = no limit (default 8000)')
     .action(async (opts: Record<string, string | undefined>) => {
       let config;
       try {
@@ -24,6 +26,8 @@ export function addServeCommand(program: Command) {
             historySize: opts.historySize,
             watchBufferBytes: opts.watchBufferBytes,
             logLevel: opts.logLevel,
+            maxConnections: opts.maxConnections,
+            maxWatchers: opts.maxWatchers,
           },
           process.env,
         );
