@@ -25,7 +25,8 @@ export async function awaitChange(
   ctx.reply.raw.once('close', onClose);
   // A waiting long-poll is silent both ways for up to 5 minutes; the server's idle cut (connectionTimeoutMs)
   // must not end it. The wait itself is the bound; the idle cut applies again to the answer.
-  const socket = ctx.reply.raw.socket;
+  // (inject()'s stand-in socket has no timer to change.)
+  const socket = typeof ctx.reply.raw.socket?.setTimeout === 'function' ? ctx.reply.raw.socket : null;
   socket?.setTimeout(0);
   ctx.metrics.longPollsWaiting.inc();
   try {

@@ -164,7 +164,7 @@ export const watchRoutes: FastifyPluginAsyncZod<WatchRoutesOptions> = async (
       const res = reply.raw;
       // The stream lives as long as the watcher: bookmarks and the slow-consumer cut bound it, not the
       // server's idle cut for requests.
-      res.socket?.setTimeout(0);
+      if (typeof res.socket?.setTimeout === 'function') res.socket.setTimeout(0);
       res.writeHead(200, {
         'content-type': 'text/event-stream; charset=utf-8',
         'cache-control': 'no-cache',
