@@ -37,7 +37,10 @@ export const WATCH_CLOSE = {
  * cutting the socket at once (which the peer sees as 1006, no reason).
  */
 export function onWebSocketError(this: FastifyInstance, error: Error, socket: WebSocket, request: FastifyRequest): void {
-  request.log.info({ err: error.message }, 'WebSocket peer error; closing');
+  // ws marks what the peer did wrong with WS_ERR_* codes; anything else is ours and logged as an error.
+  const code = (error as Error & { code?: string }).code ?? '';
+  if (code.startsWith('WS_ERR_')) request.log.info({ code, message: error.message }, 'WebSocket peer error; closing');
+  else request.log.error({ err: error }, 'WebSocket handler failed');
   setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref();
 }
 
