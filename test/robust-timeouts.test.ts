@@ -2,6 +2,7 @@
 // JSON 408 where an answer is still possible; long-polls and watch streams (answers, not requests) live on.
 import t from 'tap';
 import { api, startServer, waitFor } from './helper.js';
+import { loadConfig } from '../src/config.js';
 import { rawRequest } from './raw-http.js';
 import { openWatch } from './watch-client.js';
 
@@ -94,4 +95,11 @@ t.test('long-polls, SSE and WebSocket streams outlive every request timeout', as
   watch.close();
   await reader.cancel();
   await readSse;
+});
+
+t.test('timeouts and limits are configurable; a headers timeout above the request timeout is refused', async (t) => {
+  const config = loadConfig({}, { ROLLCALL_HEADERS_TIMEOUT_MS: '2000', ROLLCALL_REQUEST_TIMEOUT_MS: '4000', ROLLCALL_MAX_WATCHERS: '5' });
+  t.match(config, { headersTimeoutMs: 2000, requestTimeoutMs: 4000, keepAliveTimeoutMs: 72_000, connectionTimeoutMs: 120_000, maxWatchers: 5, maxConnections: 10_000 });
+  t.throws(() => loadConfig({ headersTimeoutMs: 5000, requestTimeoutMs: 1000 }), /headersTimeoutMs: must not exceed requestTimeoutMs/);
+  t.throws(() => loadConfig({ maxConnections: -1 }), /maxConnections/);
 });
