@@ -1,6 +1,7 @@
 // `npm run bench`: every benchmark, medians of several runs, printed as a table. Run it on a quiet machine.
 import { runCompatBenchMedian } from './compat.js';
 import { runCoreBenchMedian } from './core.js';
+import { runHostileBenchMedian } from './hostile.js';
 import { runRenderBench } from './render.js';
 import { runServicesBench } from './services.js';
 import { median } from './server-process.js';
@@ -20,6 +21,7 @@ sections.push(['watch (issue 3)', await runWatchBench(runs)]);
 sections.push(['render (issue 4)', await medianOf(runRenderBench)]);
 sections.push(['services (issue 8)', await runServicesBench(runs)]);
 sections.push(['compat: Consul wakeups, Eureka renewals (issue 11)', await runCompatBenchMedian(runs)]);
+sections.push(['hostile watchers (issue 13)', await runHostileBenchMedian(runs)]);
 
 console.log(`\nrollcall benchmarks, median of ${runs} runs (node ${process.version})\n`);
 for (const [title, values] of sections) {

@@ -18,11 +18,13 @@ import { eurekaRoutes } from './adapters/eureka/routes.js';
 import { prometheusSdRoutes } from './adapters/sd/prometheus.js';
 import { parseHostPort, type Config } from './config.js';
 import { installErrorHandlers } from './http/error-handler.js';
+import { installJsonBodyParser } from './http/json-body.js';
 import { instanceRoutes } from './http/instances.js';
 import { opsRoutes } from './http/ops.js';
 import { renderRoutes } from './http/render.js';
+import { installServerLimits, serverLimitOptions } from './http/server-limits.js';
 import { serviceRoutes } from './http/services.js';
-import { watchRoutes } from './http/watch.js';
+import { onWebSocketError, watchRoutes } from './http/watch.js';
 import { createMetrics } from './metrics.js';
 import { systemClock, type Clock } from './registry/clock.js';
 import { startLeaseKeeper } from './registry/lease-keeper.js';
@@ -81,6 +83,7 @@ export async function buildApp(deps: AppDeps) {
     // Per-request logs at 15k heartbeats/s would cost more than the requests; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
+    ...serverLimitOptions(config),
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   // Responses are built from typed records, so the compiler already checks their shape; re-validating every
@@ -88,9 +91,11 @@ export async function buildApp(deps: AppDeps) {
   // document the API in OpenAPI.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   installErrorHandlers(app);
+  installServerLimits(app, config);
+  installJsonBodyParser(app);
 
   app.decorate('registry', registry);
-  await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
+  await app.register(websocket, { options: { maxPayload: 64 * 1024 }, errorHandler: onWebSocketError });
   // After the WebSocket plugin, whose onRequest hook must run first: it marks upgrade requests so that a refused
   // upgrade's socket is destroyed after the 401/403 (before, every refused upgrade leaked its socket and held
   // app.close() forever). Before any route: the auth hook marks the docs routes as ops routes as they are added.
@@ -167,6 +172,7 @@ export async function buildApp(deps: AppDeps) {
     metrics,
     maxBufferedBytes: config.watchBufferBytes,
     pingIntervalMs: config.watchPingMs,
+    maxWatchers: config.maxWatchers,
   });
 
   // Protocol adapters for clients people already run (issue 11). The Consul API has its own listener, started

@@ -57,6 +57,24 @@ export const configSchema = z.object({
     .string()
     .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a DNS-1123 label')
     .default('default'),
+
+  // Hostile or broken peers (src/http/server-limits.ts): how long a request may take to arrive, how many
+  // connections and watchers may be open. Long-polls and watch streams are answers, not requests: unaffected.
+  /** The request line and headers must arrive within this. */
+  headersTimeoutMs: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  /** The whole request, body included, must arrive within this. */
+  requestTimeoutMs: z.coerce.number().int().min(100).max(3_600_000).default(30_000),
+  /** An idle keep-alive connection is closed after this (above the usual 60 s of load balancers). */
+  keepAliveTimeoutMs: z.coerce.number().int().min(100).max(3_600_000).default(72_000),
+  /** A connection silent both ways while a request is served is cut after this; 0 = never. */
+  connectionTimeoutMs: z.coerce.number().int().min(0).max(3_600_000).default(120_000),
+  /** Open connections above this are answered 503 too_many_connections; 0 = no limit. */
+  maxConnections: z.coerce.number().int().min(0).default(10_000),
+  /** Watchers (WebSocket + SSE) above this are refused with 503 too_many_watchers; 0 = no limit. */
+  maxWatchers: z.coerce.number().int().min(0).default(8_000),
+}).refine((c) => c.headersTimeoutMs <= c.requestTimeoutMs, {
+  message: 'must not exceed requestTimeoutMs (the headers are part of the request)',
+  path: ['headersTimeoutMs'],
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -74,6 +92,12 @@ const ENV: Record<string, keyof Config> = {
   ROLLCALL_CONSUL_LISTEN: 'consulListen',
   ROLLCALL_CONSUL_DATACENTER: 'consulDatacenter',
   ROLLCALL_EUREKA_NAMESPACE: 'eurekaNamespace',
+  ROLLCALL_MAX_CONNECTIONS: 'maxConnections',
+  ROLLCALL_MAX_WATCHERS: 'maxWatchers',
+  ROLLCALL_HEADERS_TIMEOUT_MS: 'headersTimeoutMs',
+  ROLLCALL_REQUEST_TIMEOUT_MS: 'requestTimeoutMs',
+  ROLLCALL_KEEP_ALIVE_TIMEOUT_MS: 'keepAliveTimeoutMs',
+  ROLLCALL_CONNECTION_TIMEOUT_MS: 'connectionTimeoutMs',
 };
 
 /** Flags win over environment variables, which win over defaults. Throws a RollcallError naming bad settings. */

@@ -13,12 +13,18 @@ export const ERROR_CODES = {
   virtual_ip_immutable: 409,
   service_cidr_full: 409,
   virtual_ip_out_of_range: 422,
+  request_timeout: 408,
   body_too_large: 413,
+  uri_too_long: 414,
   unsupported_media_type: 415,
+  expectation_failed: 417,
   upgrade_required: 426,
   too_many_requests: 429,
+  headers_too_large: 431,
   internal_error: 500,
   not_ready: 503,
+  too_many_connections: 503,
+  too_many_watchers: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -81,7 +81,8 @@ export interface AgentPlan {
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const INSTANCE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+// Same rule as the server (src/schemas/instance.ts), "." and ".." included: the CLI does not import server code.
+const INSTANCE_ID = /^(?!\.\.?$)[A-Za-z0-9._:-]{1,128}$/;
 const FORWARDED_AS_IS = ['SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const;
 
 class FlagError extends Error {}
@@ -142,7 +143,7 @@ export function planAgent(argv: string[], flags: AgentFlags, pid = process.pid):
   const port = int('--port', flags.port, 1, 65535);
   const host = os.hostname().replace(/[^A-Za-z0-9.-]/g, '-').slice(0, 60) || 'host';
   const id = flags.id ?? `${flags.service}-${host}-${pid}`;
-  if (!INSTANCE_ID.test(id)) throw new FlagError(`--id must be 1-128 characters of A-Z, a-z, 0-9, ".", "_", ":", "-", got "${id}"`);
+  if (!INSTANCE_ID.test(id)) throw new FlagError(`--id must be 1-128 characters of A-Z, a-z, 0-9, ".", "_", ":", "-" (not "." or ".."), got "${id}"`);
   const registration: AgentPlan['registration'] = {
     namespace: flags.namespace,
     service: flags.service,

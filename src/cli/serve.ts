@@ -17,6 +17,8 @@ export function addServeCommand(program: Command) {
     .option('--consul-listen <host:port>', 'also serve the Consul-compatible API here, e.g. 127.0.0.1:8500 (default off)')
     .option('--consul-datacenter <name>', 'datacenter name the Consul API reports (default dc1)')
     .option('--eureka-namespace <name>', 'namespace the Eureka API at /eureka serves (default default)')
+    .option('--max-connections <n>', 'open connections above this get 503 too_many_connections; 0 = no limit (default 10000)')
+    .option('--max-watchers <n>', 'WebSocket + SSE watchers above this get 503 too_many_watchers; 0 = no limit (default 8000)')
     .action(async (opts: Record<string, string | undefined>) => {
       let config;
       try {
@@ -32,6 +34,8 @@ export function addServeCommand(program: Command) {
             consulListen: opts.consulListen,
             consulDatacenter: opts.consulDatacenter,
             eurekaNamespace: opts.eurekaNamespace,
+            maxConnections: opts.maxConnections,
+            maxWatchers: opts.maxWatchers,
           },
           process.env,
         );

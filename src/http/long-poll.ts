@@ -23,11 +23,17 @@ export async function awaitChange(
   const gone = new AbortController();
   const onClose = () => gone.abort();
   ctx.reply.raw.once('close', onClose);
+  // A waiting long-poll is silent both ways for up to 5 minutes; the server's idle cut (connectionTimeoutMs)
+  // must not end it. The wait itself is the bound; the idle cut applies again to the answer.
+  // (inject()'s stand-in socket has no timer to change.)
+  const socket = typeof ctx.reply.raw.socket?.setTimeout === 'function' ? ctx.reply.raw.socket : null;
+  socket?.setTimeout(0);
   ctx.metrics.longPollsWaiting.inc();
   try {
     await ctx.hub.waitForChange(filter, index, waitMs, AbortSignal.any([gone.signal, ctx.shutdown]));
   } finally {
     ctx.metrics.longPollsWaiting.dec();
     ctx.reply.raw.off('close', onClose);
+    if (socket && !socket.destroyed) socket.setTimeout(ctx.reply.server.server.timeout);
   }
 }

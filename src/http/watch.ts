@@ -1,4 +1,5 @@
 // GET /v1/watch: the same watch stream over WebSocket (upgrade) or Server-Sent Events (Accept: text/event-stream).
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ServerResponse } from 'node:http';
 import type { WebSocket } from 'ws';
@@ -17,6 +18,30 @@ export interface WatchRoutesOptions {
   maxBufferedBytes: number;
   /** How often WebSocket peers are pinged; one missed pong closes the socket. */
   pingIntervalMs?: number;
+  /** Open watchers (WebSocket + SSE) above this are refused with 503 too_many_watchers; 0 = no limit. */
+  maxWatchers?: number;
+}
+
+/** Close codes of server-side closes that the watch route itself decides (ws sends 1002/1007/1009 itself). */
+export const WATCH_CLOSE = {
+  /** The client sent a message: the stream is one-way. */
+  unsupportedData: 1003,
+  /** Over maxWatchers (only when the check before the upgrade raced with other upgrades). */
+  tryAgainLater: 1013,
+} as const;
+
+/**
+ * WebSocket errors after the upgrade are the peer's doing (a frame over maxPayload, a broken frame, bad UTF-8):
+ * ws has already queued a close frame with the matching code (1009, 1002, 1007). Log it as the client's
+ * problem and give the close frame a moment to leave, instead of the default of logging an error and
+ * cutting the socket at once (which the peer sees as 1006, no reason).
+ */
+export function onWebSocketError(this: FastifyInstance, error: Error, socket: WebSocket, request: FastifyRequest): void {
+  // ws marks what the peer did wrong with WS_ERR_* codes; anything else is ours and logged as an error.
+  const code = (error as Error & { code?: string }).code ?? '';
+  if (code.startsWith('WS_ERR_')) request.log.info({ code, message: error.message }, 'WebSocket peer error; closing');
+  else request.log.error({ err: error }, 'WebSocket handler failed');
+  setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref();
 }
 
 /** A slow consumer's socket gets its close frame queued, then is cut after this grace so memory is freed. */
@@ -49,8 +74,16 @@ function eventStreamSink(res: ServerResponse): WatchSink {
   };
 }
 
-export const watchRoutes: FastifyPluginAsyncZod<WatchRoutesOptions> = async (app, { registry, hub, metrics, maxBufferedBytes, pingIntervalMs = 30_000 }) => {
+export const watchRoutes: FastifyPluginAsyncZod<WatchRoutesOptions> = async (
+  app,
+  { registry, hub, metrics, maxBufferedBytes, pingIntervalMs = 30_000, maxWatchers = 0 },
+) => {
   const streams = new Set<ServerResponse>();
+  // Every open watcher holds a socket, a session and up to maxBufferedBytes of backlog: count them.
+  let watching = 0;
+  const full = () => maxWatchers > 0 && watching >= maxWatchers;
+  const tooManyWatchers = () =>
+    new RollcallError('too_many_watchers', `The registry serves ${maxWatchers} watchers, its limit; retry later, or use a blocking query.`);
 
   // A peer that vanished without closing (power loss, a dropped NAT entry) would hold its watcher forever:
   // ping every WebSocket each interval and cut those that did not answer the previous ping.
@@ -102,10 +135,16 @@ export const watchRoutes: FastifyPluginAsyncZod<WatchRoutesOptions> = async (app
         '- `{"type":"BOOKMARK","revision":R}` after bookmarkSeconds without events;',
         '- `{"type":"ERROR","code":"revision_compacted"|"revision_ahead","message":…}`, then the stream closes: list again.',
         'A watcher that does not keep up is closed with WebSocket code 4008 (slow_consumer) and resumes with sinceRevision.',
+        'The stream is one-way: a client message closes it with 1003; a frame over 64 KiB with 1009 (broken frames 1002, bad UTF-8 1007).',
+        'Over --max-watchers the request is refused with HTTP 503 too_many_watchers before the upgrade (or, racing, closed with 1013).',
         'SSE resumes with the Last-Event-ID header like sinceRevision.',
       ].join('\n'),
       querystring: watchQuery,
-      response: errorResponses(400, 401, 426),
+      response: errorResponses(400, 401, 426, 503),
+    },
+    // Before the upgrade, so a refused WebSocket client gets an HTTP 503 it can read, not a dropped socket.
+    preHandler: async (req) => {
+      if (req.method !== 'HEAD' && full()) throw tooManyWatchers();
     },
     handler: async (req, reply) => {
       if (!(req.headers.accept ?? '').includes('text/event-stream')) {
@@ -121,8 +160,17 @@ export const watchRoutes: FastifyPluginAsyncZod<WatchRoutesOptions> = async (app
         }
         since = Number(lastEventId);
       }
+      if (req.method === 'HEAD') {
+        // The automatic HEAD route shares this handler; a stream that never starts would never answer it.
+        reply.hijack();
+        reply.raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' }).end();
+        return;
+      }
       reply.hijack();
       const res = reply.raw;
+      // The stream lives as long as the watcher: bookmarks and the slow-consumer cut bound it, not the
+      // server's idle cut for requests.
+      if (typeof res.socket?.setTimeout === 'function') res.socket.setTimeout(0);
       res.writeHead(200, {
         'content-type': 'text/event-stream; charset=utf-8',
         'cache-control': 'no-cache',
@@ -130,11 +178,13 @@ export const watchRoutes: FastifyPluginAsyncZod<WatchRoutesOptions> = async (app
         'x-accel-buffering': 'no',
       });
       streams.add(res);
+      watching++;
       metrics.watchers.inc({ kind: 'sse' });
       const session = startWatchSession({ ...common(req.query), sink: eventStreamSink(res), ...(since === undefined ? {} : { sinceRevision: since }) });
       res.on('close', () => {
         session.stop();
         streams.delete(res);
+        watching--;
         metrics.watchers.dec({ kind: 'sse' });
       });
     },
@@ -143,6 +193,15 @@ export const watchRoutes: FastifyPluginAsyncZod<WatchRoutesOptions> = async (app
       alive.set(socket, true);
       socket.on('pong', () => alive.set(socket, true));
       const query = watchQuery.parse(req.query);
+      if (full()) {
+        // Upgrades that passed the preHandler check together: refuse the extra ones with a close code.
+        const sink = webSocketSink(socket);
+        sink.close(WATCH_CLOSE.tryAgainLater, 'too_many_watchers: retry later');
+        return;
+      }
+      watching++;
+      // The stream is one-way; a client that talks is confused or hostile, and its frames are not read.
+      socket.on('message', () => webSocketSink(socket).close(WATCH_CLOSE.unsupportedData, 'unsupported_data: watch streams take no messages'));
       metrics.watchers.inc({ kind: 'websocket' });
       const session = startWatchSession({
         ...common(query),
@@ -151,6 +210,7 @@ export const watchRoutes: FastifyPluginAsyncZod<WatchRoutesOptions> = async (app
       });
       socket.on('close', () => {
         session.stop();
+        watching--;
         metrics.watchers.dec({ kind: 'websocket' });
       });
       socket.on('error', () => session.stop());

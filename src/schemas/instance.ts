@@ -3,12 +3,18 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 
 export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-export const INSTANCE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+// "." and ".." are refused: clients and proxies normalise them out of URLs, so such an instance could be
+// registered but never addressed again.
+export const INSTANCE_ID = /^(?!\.\.?$)[A-Za-z0-9._:-]{1,128}$/;
 // RFC 1123 hostname: dot-separated labels of letters, digits and inner hyphens, 253 chars at most.
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
-// Control characters never belong in names that end up in logs, configs or terminals.
-// eslint-disable-next-line no-control-regex -- matching control characters is the point
-const NO_CONTROL = /^[^\u0000-\u001f\u007f]*$/;
+// Text that ends up in logs, configs, terminals and dashboards must show what it is. Refused: control
+// characters (Cc: newlines forge log lines), format characters (Cf: bidi overrides U+202A-202E and isolates
+// U+2066-2069, LRM/RLM, zero-width characters, which make text display differently from what it is), line and
+// paragraph separators (Zl, Zp), and lone surrogates (Cs), which SQLite's UTF-8 would silently replace.
+const PLAIN_TEXT = /^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]*$/u;
+const PLAIN_TEXT_MESSAGE = 'must not contain control, format (bidi, zero-width) or separator characters';
+const plainText = () => z.string().regex(PLAIN_TEXT, PLAIN_TEXT_MESSAGE);
 
 export function isValidAddress(value: string): boolean {
   return isIP(value) !== 0 || HOSTNAME.test(value);
@@ -26,7 +32,7 @@ export const serviceName = z
 
 export const instanceId = z
   .string()
-  .regex(INSTANCE_ID, 'must be 1-128 characters of A-Z, a-z, 0-9, ".", "_", ":" and "-"')
+  .regex(INSTANCE_ID, 'must be 1-128 characters of A-Z, a-z, 0-9, ".", "_", ":" and "-", and not "." or ".."')
   .meta({ description: 'Instance id, unique within its service', example: 'payments-7f9c-1' });
 
 export const instanceStatus = z.enum(['starting', 'up', 'draining', 'down']).meta({
@@ -36,19 +42,21 @@ export const instanceStatus = z.enum(['starting', 'up', 'draining', 'down']).met
 export const address = z
   .string()
   .max(253)
+  // A zone id names an interface of one host; the nginx/HAProxy configs and other hosts cannot use it.
+  .refine((v) => !v.includes('%'), 'must not carry an IPv6 zone id (%eth0): it names an interface of one host only')
   .refine(isValidAddress, 'must be an IPv4 address, an IPv6 address or a DNS hostname')
   .meta({ description: 'IPv4, IPv6 or DNS hostname', example: '10.0.0.12' });
 
 export const port = z.int().min(1).max(65535).meta({ example: 8080 });
 export const weight = z.int().min(0).max(256).meta({ description: '0 = no new traffic', example: 1 });
 export const ttlSeconds = z.int().min(1).max(86400).meta({ description: 'Lease length in seconds', example: 30 });
-export const zone = z.string().max(64).regex(NO_CONTROL, 'must not contain control characters').meta({ example: 'eu-west-1a' });
+export const zone = plainText().max(64).meta({ example: 'eu-west-1a' });
 export const tags = z
-  .array(z.string().min(1).max(64).regex(NO_CONTROL, 'must not contain control characters'))
+  .array(plainText().min(1).max(64))
   .max(32)
   .meta({ example: ['http', 'v2'] });
 export const metadata = z
-  .record(z.string().min(1).max(128).regex(NO_CONTROL, 'must not contain control characters'), z.string().max(1024))
+  .record(plainText().min(1).max(128), plainText().max(1024))
   .refine((m) => Object.keys(m).length <= 64, 'must have at most 64 keys')
   .meta({ example: { version: '2.4.1' } });
 
