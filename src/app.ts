@@ -57,6 +57,19 @@ export async function buildApp(deps: AppDeps) {
     clock,
     maxExpiriesPerSweep: config.maxExpiriesPerSweep,
     onExpired: (n) => metrics.expiries.inc(n),
+    protection: {
+      windowMs: config.protectWindow,
+      thresholdPercent: config.protectThreshold,
+      maxMs: config.protectMax,
+      minLapses: config.protectMinLapses,
+    },
+    onProtection: (change) => {
+      if (change.active) {
+        app.log.warn(change, 'self-preservation on: %d leases lapsed at once; keeping them listed, flagged lapsed', change.lapsed);
+      } else {
+        app.log.warn(change, 'self-preservation off (%s); %d lapsed instances now expire gradually', change.reason, change.lapsed);
+      }
+    },
     onFatal: (err) => {
       app.log.fatal({ err }, 'a commit failed; exiting so the registry restarts from what is durable');
       process.exit(70);

@@ -13,6 +13,10 @@ export function addServeCommand(program: Command) {
     .option('--history-size <n>', 'events kept for resuming watches (default 100000)')
     .option('--watch-buffer-bytes <n>', 'unsent bytes after which a slow watcher is closed (default 4194304)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
+    .option('--protect-window <duration>', 'self-preservation: lapses are counted over this window (default 60s)')
+    .option('--protect-threshold <percent>', 'self-preservation starts past this percent of instances lapsed; 100 = off (default 15)')
+    .option('--protect-max <duration>', 'self-preservation ends at the latest after this long (default 10m)')
+    .option('--protect-min-lapses <n>', 'fewer lapses never start self-preservation (default 3)')
     .action(async (opts: Record<string, string | undefined>) => {
       let config;
       try {
@@ -24,6 +28,10 @@ export function addServeCommand(program: Command) {
             historySize: opts.historySize,
             watchBufferBytes: opts.watchBufferBytes,
             logLevel: opts.logLevel,
+            protectWindow: opts.protectWindow,
+            protectThreshold: opts.protectThreshold,
+            protectMax: opts.protectMax,
+            protectMinLapses: opts.protectMinLapses,
           },
           process.env,
         );
