@@ -13,6 +13,7 @@ export const ERROR_CODES = {
   too_many_requests: 429,
   internal_error: 500,
   not_ready: 503,
+  storage_full: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,5 +1,5 @@
 // The registry's rules: registration, leases, revisions and what counts as a change. No HTTP, no SQL.
-import { instanceNotFound } from '../errors.js';
+import { instanceNotFound, RollcallError } from '../errors.js';
 import { DEFAULTS, type Instance, type PatchInput, type RegisterInput } from '../schemas/instance.js';
 import type { InstanceStore, StoredChange } from '../store/instance-store.js';
 import type { WatchHub } from '../watch/hub.js';
@@ -127,11 +127,22 @@ export function createRegistry(options: RegistryOptions) {
   // published and the writers answered (they await settled()). Nothing is published that did not commit,
   // nothing committed is missed, and synchronous=FULL costs one fsync per batch instead of one per write.
   let committedRevision = revision;
-  let batch:
-    | { events: ChangeEvent[]; notices: (() => void)[]; done: Promise<void>; resolve: () => void; reject: (err: unknown) => void }
-    | undefined;
+  //
+  // A batch that fails (the disk is full) is rolled back on disk AND in memory: each change keeps what it
+  // replaced (`undo`), so memory never runs ahead of disk and the registry keeps serving. Its writers get the
+  // error (503 storage_full), nothing of it is published.
+  interface Batch {
+    events: ChangeEvent[];
+    notices: (() => void)[];
+    undo: { previous: InstanceRecord | undefined; next: InstanceRecord }[];
+    startRevision: number;
+    done: Promise<void>;
+    resolve: () => void;
+    reject: (err: unknown) => void;
+  }
+  let batch: Batch | undefined;
 
-  function openBatch() {
+  function openBatch(): Batch {
     if (batch) return batch;
     store.beginBatch();
     let resolve!: () => void;
@@ -142,7 +153,7 @@ export function createRegistry(options: RegistryOptions) {
     });
     // A failed batch rejects its writers; nobody else awaits it, so keep Node from calling it unhandled.
     done.catch(() => {});
-    batch = { events: [], notices: [], done, resolve, reject };
+    batch = { events: [], notices: [], undo: [], startRevision: revision, done, resolve, reject };
     setImmediate(flushBatch);
     return batch;
   }
@@ -154,17 +165,38 @@ export function createRegistry(options: RegistryOptions) {
     try {
       store.commitBatch();
     } catch (err) {
-      store.rollbackBatch();
-      current.reject(err);
-      // Memory already holds the batch's changes and disk does not: the only safe way on is to stop, and
-      // restart from what is durable. Callers got no 2xx for any of it.
-      options.onFatal?.(err);
+      failBatch(current, err);
       return;
     }
     committedRevision = revision;
     hub.publish(current.events);
     for (const notice of current.notices) notice();
     current.resolve();
+  }
+
+  /** Rolls a batch back on disk and in memory, and fails its writers. Returns the error they get. */
+  function failBatch(failed: Batch, err: unknown): unknown {
+    if (batch === failed) batch = undefined;
+    store.rollbackBatch();
+    for (let i = failed.undo.length - 1; i >= 0; i--) {
+      const { previous, next } = failed.undo[i]!;
+      lapsed.delete(next);
+      if (previous === undefined) {
+        drop(next);
+        continue;
+      }
+      put(previous);
+      if (previous.lapsedAt === null) leases.add(previous);
+      else lapsed.add(previous);
+    }
+    revision = failed.startRevision;
+    const answer = storageError(err);
+    failed.reject(answer);
+    for (const notice of failed.notices) notice();
+    // A full disk is survivable: memory is back to what is durable. Anything else (an I/O error) leaves the
+    // disk in doubt: stop, and restart from what is durable.
+    if (!(answer instanceof RollcallError)) options.onFatal?.(err);
+    return answer;
   }
 
   /** Runs fn after the changes made so far are published (at once when none are pending). */
@@ -187,12 +219,20 @@ export function createRegistry(options: RegistryOptions) {
       return { record: stamped, event: { type, reason, revision: next, instance: api(stamped) } };
     });
     const open = openBatch();
-    store.commit(changes);
+    try {
+      store.commit(changes);
+    } catch (err) {
+      // SQLite may have rolled back the whole transaction (it does on SQLITE_FULL): the batch is lost.
+      throw failBatch(open, err);
+    }
     revision = next;
     for (const { record, event } of changes) {
-      const previous = find(record.namespace, record.service, record.id) ?? record;
-      unsavedHeartbeats.delete(previous);
-      lapsed.delete(previous);
+      const previous = find(record.namespace, record.service, record.id);
+      open.undo.push({ previous, next: record });
+      if (previous) {
+        unsavedHeartbeats.delete(previous);
+        lapsed.delete(previous);
+      }
       if (event.type === 'DELETED') drop(record);
       else {
         put(record);
@@ -292,7 +332,8 @@ export function createRegistry(options: RegistryOptions) {
      * what is committed and published (a watch snapshot taken there lines up with the event stream).
      */
     async whenSettled<T>(fn: () => T): Promise<T> {
-      while (batch) await batch.done;
+      // A failed batch (disk full) is rolled back in memory too: what is left is committed all the same.
+      while (batch) await batch.done.catch(() => {});
       return fn();
     },
 
@@ -442,7 +483,14 @@ export function createRegistry(options: RegistryOptions) {
         for (const record of due) drafts.push({ type: 'DELETED', reason: 'expired', record });
         preservation?.noteExpired(due.length, now);
       }
-      commit(drafts);
+      try {
+        commit(drafts);
+      } catch (err) {
+        // Not committed (disk full): the due leases go back in the heap for a later sweep.
+        for (const record of due) leases.add(record);
+        if (entered) preservation!.leave();
+        throw err;
+      }
       // Announced after the lapses that caused it, so its revision is theirs.
       if (entered) protectionChanged(true);
       if (preservation?.active) {
@@ -503,14 +551,21 @@ export function createRegistry(options: RegistryOptions) {
     /** Writes the heartbeat times gathered since the last flush, in one transaction. */
     flushHeartbeats(): number {
       if (unsavedHeartbeats.size === 0) return 0;
-      const marks = [...unsavedHeartbeats].map((r) => ({
+      const pending = [...unsavedHeartbeats];
+      const marks = pending.map((r) => ({
         namespace: r.namespace,
         service: r.service,
         id: r.id,
         lastHeartbeatAt: r.lastHeartbeatAt,
       }));
       unsavedHeartbeats.clear();
-      store.saveHeartbeats(marks);
+      try {
+        store.saveHeartbeats(marks);
+      } catch (err) {
+        // Kept for the next flush (a full disk may have room again by then).
+        for (const r of pending) unsavedHeartbeats.add(r);
+        throw storageError(err);
+      }
       return marks.length;
     },
 
@@ -526,3 +581,14 @@ export function createRegistry(options: RegistryOptions) {
 }
 
 export type Registry = ReturnType<typeof createRegistry>;
+
+/** SQLite's "disk full" becomes the API's storage_full; other storage errors stay what they are. */
+function storageError(err: unknown): unknown {
+  if ((err as { code?: unknown } | null)?.code === 'SQLITE_FULL') {
+    return new RollcallError(
+      'storage_full',
+      "The registry's disk is full: this write was not saved. Reads, watches and heartbeats still work; writes resume once space is freed.",
+    );
+  }
+  return err;
+}
