@@ -6,6 +6,7 @@ import { addRenderCommand } from './render.js';
 import { addServeCommand } from './serve.js';
 import { addWatchCommand } from './watch.js';
 import { addAgentCommand } from './agent.js';
+import { addBackupCommand } from './backup.js';
 import { addInstanceCommands } from './instance-commands.js';
 import { addNamespaceCommands } from './namespace-commands.js';
 
@@ -23,5 +24,6 @@ addRenderCommand(program);
 addAgentCommand(program);
 addInstanceCommands(program);
 addNamespaceCommands(program);
+addBackupCommand(program);
 
 await program.parseAsync(process.argv);
