@@ -197,3 +197,18 @@ t.test('every watcher hears PROTECTION on and off (WebSocket and SSE), in order 
   await waitFor(async () => (await api(`${server.url}/v1/namespaces/default/services/web/instances`)).body.items.length === 0, 15_000, 'drain');
   ws.close();
 });
+
+t.test('generators keep routing to lapsed instances (the ones alive behind a partition keep their traffic)', async (t) => {
+  const clock = createManualClock();
+  const { app } = await buildTestApp(t, { clock });
+  for (let i = 0; i < 10; i++) app.registry.register('default', 'web', `i${i}`, { address: '10.0.0.1', port: 1000 + i, ttlSeconds: 10 });
+  await app.registry.settled();
+  clock.advance(5000);
+  beat(app, ids(0, 6));
+  clock.advance(5000);
+  t.equal(app.registry.expireDue(), 0);
+  await app.registry.settled();
+  t.equal(app.registry.protection().lapsed, 4);
+  const nginx = (await app.inject({ url: '/v1/namespaces/default/render/nginx' })).body;
+  for (let i = 0; i < 10; i++) t.match(nginx, `10.0.0.1:${1000 + i}`, `i${i} is in the nginx upstream${i >= 6 ? ' (lapsed)' : ''}`);
+});
