@@ -187,7 +187,12 @@ export async function buildApp(deps: AppDeps) {
   });
   app.addHook('onClose', async () => {
     stopKeeper();
-    registry.flushHeartbeats();
+    try {
+      registry.flushHeartbeats();
+    } catch (err) {
+      // A full disk: heartbeat times are lost, leases are not (a restart grants a fresh TTL anyway).
+      app.log.warn({ err }, 'could not save heartbeat times at shutdown');
+    }
     registry.flushNow();
     db.close();
   });
