@@ -69,6 +69,19 @@ export async function buildApp(deps: AppDeps) {
     // Valid: loadConfig checked it.
     serviceCidr: parseCidr(config.serviceCidr) as Cidr,
     onExpired: (n) => metrics.expiries.inc(n),
+    protection: {
+      windowMs: config.protectWindow,
+      thresholdPercent: config.protectThreshold,
+      maxMs: config.protectMax,
+      minLapses: config.protectMinLapses,
+    },
+    onProtection: (change) => {
+      if (change.active) {
+        app.log.warn(change, 'self-preservation on: %d leases lapsed at once; keeping them listed, flagged lapsed', change.lapsed);
+      } else {
+        app.log.warn(change, 'self-preservation off (%s); %d lapsed instances now expire gradually', change.reason, change.lapsed);
+      }
+    },
     onFatal: (err) => {
       app.log.fatal({ err }, 'a commit failed; exiting so the registry restarts from what is durable');
       process.exit(70);
@@ -224,7 +237,12 @@ export async function buildApp(deps: AppDeps) {
   });
   app.addHook('onClose', async () => {
     stopKeeper();
-    registry.flushHeartbeats();
+    try {
+      registry.flushHeartbeats();
+    } catch (err) {
+      // A full disk: heartbeat times are lost, leases are not (a restart grants a fresh TTL anyway).
+      app.log.warn({ err }, 'could not save heartbeat times at shutdown');
+    }
     registry.flushNow();
     db.close();
   });

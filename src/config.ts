@@ -17,6 +17,17 @@ export function parseHostPort(value: string): { host: string; port: number } | u
   if (m[1] !== undefined && isIP(host) !== 6) return undefined;
   return { host, port };
 }
+const DURATION = /^(\d{1,9})(ms|s|m|h)$/;
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+
+/** A duration like 500ms, 3s, 10m or 1h (a bare number is milliseconds), as milliseconds. */
+const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  if (typeof value === 'number' || /^\d+$/.test(value)) return Number(value);
+  const m = DURATION.exec(value);
+  if (m) return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+  ctx.addIssue({ code: 'custom', message: 'must be a duration like 500ms, 3s, 10m or 1h' });
+  return z.NEVER;
+});
 
 export const configSchema = z.object({
   host: z.string().min(1).default('127.0.0.1'),
@@ -72,6 +83,14 @@ export const configSchema = z.object({
   maxConnections: z.coerce.number().int().min(0).default(10_000),
   /** Watchers (WebSocket + SSE) above this are refused with 503 too_many_watchers; 0 = no limit. */
   maxWatchers: z.coerce.number().int().min(0).default(8_000),
+
+  // Self-preservation: lapses are counted over protectWindow; past protectThreshold percent of the instances
+  // (and at least protectMinLapses) lapsed instances are kept, flagged, for at most protectMax.
+  protectWindow: duration.pipe(z.number().int().min(100)).default(60_000),
+  /** 100 turns self-preservation off. */
+  protectThreshold: z.coerce.number().min(0).max(100).default(15),
+  protectMax: duration.pipe(z.number().int().min(100)).default(600_000),
+  protectMinLapses: z.coerce.number().int().min(1).default(3),
 }).refine((c) => c.headersTimeoutMs <= c.requestTimeoutMs, {
   message: 'must not exceed requestTimeoutMs (the headers are part of the request)',
   path: ['headersTimeoutMs'],
@@ -98,6 +117,10 @@ const ENV: Record<string, keyof Config> = {
   ROLLCALL_REQUEST_TIMEOUT_MS: 'requestTimeoutMs',
   ROLLCALL_KEEP_ALIVE_TIMEOUT_MS: 'keepAliveTimeoutMs',
   ROLLCALL_CONNECTION_TIMEOUT_MS: 'connectionTimeoutMs',
+  ROLLCALL_PROTECT_WINDOW: 'protectWindow',
+  ROLLCALL_PROTECT_THRESHOLD: 'protectThreshold',
+  ROLLCALL_PROTECT_MAX: 'protectMax',
+  ROLLCALL_PROTECT_MIN_LAPSES: 'protectMinLapses',
 };
 
 /** Flags win over environment variables, which win over defaults. Throws a RollcallError naming bad settings. */

@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   not_ready: 503,
   too_many_connections: 503,
   too_many_watchers: 503,
+  storage_full: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

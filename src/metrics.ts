@@ -27,6 +27,16 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}) {
     }),
     deregistrations: new Counter({ name: 'rollcall_deregistrations_total', help: 'Deregistrations', registers: [registry] }),
     expiries: new Counter({ name: 'rollcall_expiries_total', help: 'Instances removed because their lease ended', registers: [registry] }),
+    protectionActive: new Gauge({
+      name: 'rollcall_protection_active',
+      help: '1 while self-preservation keeps lapsed instances instead of expiring them',
+      registers: [registry],
+    }),
+    lapsedInstances: new Gauge({
+      name: 'rollcall_lapsed_instances',
+      help: 'Instances kept with a lapsed lease (during self-preservation and while they drain after it)',
+      registers: [registry],
+    }),
     leaseStallSeconds: new Counter({
       name: 'rollcall_lease_stall_seconds_total',
       help: 'Time the process did not run (GC, CPU starvation, SIGSTOP), discounted from every lease',

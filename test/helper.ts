@@ -74,7 +74,7 @@ export interface ServerProcess {
  */
 export async function startServerProcess(
   t: Test,
-  options: { dataDir?: string; port?: number; args?: string[]; env?: NodeJS.ProcessEnv } = {},
+  options: { dataDir?: string; port?: number; args?: string[]; env?: NodeJS.ProcessEnv; startTimeoutMs?: number } = {},
 ): Promise<ServerProcess> {
   const dataDir = options.dataDir ?? t.testdir();
   const child = spawn(
@@ -93,7 +93,8 @@ export async function startServerProcess(
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`rollcall serve did not start within 10 s: ${stderr}`)), 10_000);
+    const limit = options.startTimeoutMs ?? 10_000;
+    const timer = setTimeout(() => reject(new Error(`rollcall serve did not start within ${limit} ms: ${stderr}`)), limit);
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       const m = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(out);

@@ -6,6 +6,7 @@ import { addRenderCommand } from './render.js';
 import { addServeCommand } from './serve.js';
 import { addWatchCommand } from './watch.js';
 import { addAgentCommand } from './agent.js';
+import { addBackupCommand } from './backup.js';
 import { addInstanceCommands } from './instance-commands.js';
 import { addNamespaceCommands } from './namespace-commands.js';
 import { addEnvCommand, addServiceCommands } from './service-commands.js';
@@ -26,5 +27,6 @@ addInstanceCommands(program);
 addNamespaceCommands(program);
 addServiceCommands(program);
 addEnvCommand(program);
+addBackupCommand(program);
 
 await program.parseAsync(process.argv);

@@ -19,6 +19,10 @@ export function addServeCommand(program: Command) {
     .option('--eureka-namespace <name>', 'namespace the Eureka API at /eureka serves (default default)')
     .option('--max-connections <n>', 'open connections above this get 503 too_many_connections; 0 = no limit (default 10000)')
     .option('--max-watchers <n>', 'WebSocket + SSE watchers above this get 503 too_many_watchers; 0 = no limit (default 8000)')
+    .option('--protect-window <duration>', 'self-preservation: lapses are counted over this window (default 60s)')
+    .option('--protect-threshold <percent>', 'self-preservation starts past this percent of instances lapsed; 100 = off (default 15)')
+    .option('--protect-max <duration>', 'self-preservation ends at the latest after this long (default 10m)')
+    .option('--protect-min-lapses <n>', 'fewer lapses never start self-preservation (default 3)')
     .action(async (opts: Record<string, string | undefined>) => {
       let config;
       try {
@@ -36,6 +40,10 @@ export function addServeCommand(program: Command) {
             eurekaNamespace: opts.eurekaNamespace,
             maxConnections: opts.maxConnections,
             maxWatchers: opts.maxWatchers,
+            protectWindow: opts.protectWindow,
+            protectThreshold: opts.protectThreshold,
+            protectMax: opts.protectMax,
+            protectMinLapses: opts.protectMinLapses,
           },
           process.env,
         );

@@ -29,7 +29,7 @@ export const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = asyn
           'Creates the instance (201) or replaces an existing registration (200). Fields left out take their defaults: status up, weight 1, ttlSeconds 30, tags [], metadata {}. An identical registration only renews the lease.',
         params: instanceParams,
         body: registerBody,
-        response: { 200: instance, 201: instance, ...errorResponses(400, 401, 413, 415) },
+        response: { 200: instance, 201: instance, ...errorResponses(400, 401, 413, 415, 503) },
       },
     },
     async (req, reply) => {
@@ -48,9 +48,9 @@ export const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = asyn
       schema: {
         tags: ['instances'],
         summary: 'Renew the lease',
-        description: 'Answers 404 when the instance is unknown or its lease already ended: the caller then registers again. A heartbeat is not a change: no revision, no event.',
+        description: 'Answers 404 when the instance is unknown or its lease already ended: the caller then registers again. A heartbeat is not a change: no revision, no event, except for an instance flagged lapsed by self-preservation, which it brings back (MODIFIED, reason recovered; refused with 503 storage_full when the disk is full).',
         params: instanceParams,
-        response: { 200: instance, ...errorResponses(400, 401, 404) },
+        response: { 200: instance, ...errorResponses(400, 401, 404, 503) },
       },
     },
     async (req) => {
@@ -77,7 +77,7 @@ export const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = asyn
         description: 'Only the fields given change. Also renews the lease. zone: null clears the zone.',
         params: instanceParams,
         body: patchBody,
-        response: { 200: instance, ...errorResponses(400, 401, 404, 413, 415) },
+        response: { 200: instance, ...errorResponses(400, 401, 404, 413, 415, 503) },
       },
     },
     async (req) => {
@@ -96,7 +96,7 @@ export const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = asyn
         tags: ['instances'],
         summary: 'Deregister an instance',
         params: instanceParams,
-        response: { 204: z.null().meta({ description: 'Deregistered' }), ...errorResponses(400, 401, 404) },
+        response: { 204: z.null().meta({ description: 'Deregistered' }), ...errorResponses(400, 401, 404, 503) },
       },
     },
     async (req, reply) => {

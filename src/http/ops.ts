@@ -32,13 +32,25 @@ export const opsRoutes: FastifyPluginAsyncZod<OpsRoutesOptions> = async (app, { 
       schema: {
         tags: ['ops'],
         summary: 'Readiness: database open and every migration applied',
-        response: { 200: z.object({ status: z.literal('ready'), revision: z.int() }), ...errorResponses(503) },
+        description: 'Self-preservation does not make the registry unready (it still serves); `protection` says whether it is on.',
+        response: {
+          200: z.object({
+            status: z.literal('ready'),
+            revision: z.int(),
+            protection: z.object({
+              active: z.boolean(),
+              since: z.string().nullable().meta({ description: 'ISO 8601 UTC, while active' }),
+              lapsed: z.int().meta({ description: 'Instances kept with a lapsed lease' }),
+            }),
+          }),
+          ...errorResponses(503),
+        },
       },
     },
     async (_req, reply) => {
       const reason = notReadyReason();
       if (reason) return reply.code(503).send({ error: 'not_ready', message: reason });
-      return reply.send({ status: 'ready' as const, revision: registry.revision });
+      return reply.send({ status: 'ready' as const, revision: registry.revision, protection: registry.protection() });
     },
   );
 
@@ -61,6 +73,9 @@ export const opsRoutes: FastifyPluginAsyncZod<OpsRoutesOptions> = async (app, { 
       const ips = registry.serviceCidrUsage();
       metrics.virtualIpsUsed.set(ips.used);
       metrics.virtualIpsCapacity.set(ips.capacity);
+      const protection = registry.protection();
+      metrics.protectionActive.set(protection.active ? 1 : 0);
+      metrics.lapsedInstances.set(protection.lapsed);
       return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
     },
   );

@@ -76,7 +76,5 @@ export function startLeaseKeeper(registry: Registry, options: LeaseKeeperOptions
   return () => {
     clearInterval(sweep);
     clearInterval(flush);
-    registry.flushHeartbeats();
-    registry.flushNow();
   };
 }

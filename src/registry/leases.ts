@@ -54,6 +54,8 @@ export function createLeaseQueue() {
      */
     takeExpired(now: number, limit: number, isCurrent: (r: InstanceRecord) => boolean): InstanceRecord[] {
       const expired: InstanceRecord[] = [];
+      // A record can sit in the heap twice (re-queued after a failed commit): never return it twice.
+      const seen = new Set<InstanceRecord>();
       while (heap.length > 0 && expired.length < limit) {
         const top = heap[0]!;
         if (top.deadline > now) break;
@@ -63,12 +65,13 @@ export function createLeaseQueue() {
           down(0);
         }
         const { record } = top;
-        if (!isCurrent(record)) continue;
+        if (!isCurrent(record) || seen.has(record)) continue;
         if (record.expiresAt > now) {
           heap.push({ deadline: record.expiresAt, record });
           up(heap.length - 1);
           continue;
         }
+        seen.add(record);
         expired.push(record);
       }
       return expired;

@@ -1,11 +1,12 @@
 // The registry's rules: registration, leases, revisions and what counts as a change. No HTTP, no SQL.
-import { instanceNotFound } from '../errors.js';
+import { instanceNotFound, RollcallError } from '../errors.js';
 import { DEFAULTS, type Instance, type PatchInput, type RegisterInput } from '../schemas/instance.js';
 import type { PutServiceInput, Service, WatchResource } from '../schemas/service.js';
 import type { InstanceStore } from '../store/instance-store.js';
 import type { WatchHub } from '../watch/hub.js';
 import type { Clock } from './clock.js';
 import { createLeaseQueue } from './leases.js';
+import { createSelfPreservation, type LeaveReason, type SelfPreservationOptions } from './self-preservation.js';
 import { createServiceRules } from './services.js';
 import { toApiInstance, type ChangeEvent, type InstanceRecord, type RegistryChange, type ServiceChangeEvent, type ServiceRecord } from './types.js';
 import type { Cidr } from './virtual-ips.js';
@@ -17,10 +18,30 @@ export interface RegistryOptions {
   /** Expiries committed per sweep at most (etcd's bounded revoke): a mass expiry is spread, never a stall. */
   maxExpiriesPerSweep?: number;
   onExpired?: (count: number) => void;
+  /** Self-preservation policy; without it lapsed leases always expire. */
+  protection?: SelfPreservationOptions;
+  /** Protection began or ended (after the change that caused it was published). */
+  onProtection?: (change: ProtectionChange) => void;
   /** A commit failed: memory is ahead of disk. The server exits so it restarts from what is durable. */
   onFatal?: (err: unknown) => void;
   /** Where Services' virtual IPs come from (default 127.77.0.0/16). */
   serviceCidr?: Cidr;
+}
+
+export interface ProtectionStatus {
+  active: boolean;
+  /** ISO time protection began, while active. */
+  since: string | null;
+  /** Instances held lapsed now (during protection, and while they drain after it). */
+  lapsed: number;
+}
+
+export interface ProtectionChange {
+  active: boolean;
+  /** Why it ended: renewals recovered, or it lasted the maximum. */
+  reason?: LeaveReason;
+  lapsed: number;
+  revision: number;
 }
 
 export interface ListFilter {
@@ -47,7 +68,7 @@ export interface NamespaceSummary {
 }
 
 /** What a registration says, without the times and revisions the registry adds. */
-type RegistrationFields = Omit<InstanceRecord, 'registeredAt' | 'lastHeartbeatAt' | 'expiresAt' | 'revision' | 'createRevision'>;
+type RegistrationFields = Omit<InstanceRecord, 'registeredAt' | 'lastHeartbeatAt' | 'expiresAt' | 'revision' | 'createRevision' | 'lapsedAt'>;
 
 type ServiceMap = Map<string, Map<string, InstanceRecord>>;
 
@@ -57,6 +78,12 @@ export function createRegistry(options: RegistryOptions) {
   const leases = createLeaseQueue();
   // namespace → service → id → record. Reads are served from here; SQLite is the durable copy.
   const namespaces = new Map<string, ServiceMap>();
+  let instanceCount = 0;
+  // Self-preservation: the policy, the instances it holds lapsed (out of the lease heap), and how many of
+  // them a sweep may expire once protection ended (a drain spread over about ten sweeps, never all at once).
+  const preservation = options.protection ? createSelfPreservation(options.protection) : undefined;
+  const lapsed = new Set<InstanceRecord>();
+  let drainPerSweep = 0;
   // Heartbeats only touch memory; these are written to SQLite in batches by flushHeartbeats().
   const unsavedHeartbeats = new Set<InstanceRecord>();
   let revision = store.revision();
@@ -74,7 +101,7 @@ export function createRegistry(options: RegistryOptions) {
   const restoredAt = leaseNow();
   let restored: InstanceRecord[] | undefined = [];
   for (const row of store.loadInstances()) {
-    const record: InstanceRecord = { ...row, expiresAt: restoredAt + row.ttlSeconds * 1000 };
+    const record: InstanceRecord = { ...row, expiresAt: restoredAt + row.ttlSeconds * 1000, lapsedAt: null };
     put(record);
     leases.add(record);
     restored.push(record);
@@ -90,6 +117,7 @@ export function createRegistry(options: RegistryOptions) {
     if (!services) namespaces.set(record.namespace, (services = new Map()));
     let ids = services.get(record.service);
     if (!ids) services.set(record.service, (ids = new Map()));
+    if (!ids.has(record.id)) instanceCount++;
     ids.set(record.id, record);
   }
 
@@ -97,7 +125,7 @@ export function createRegistry(options: RegistryOptions) {
     const services = namespaces.get(record.namespace);
     const ids = services?.get(record.service);
     if (!services || !ids) return;
-    ids.delete(record.id);
+    if (ids.delete(record.id)) instanceCount--;
     if (ids.size === 0) services.delete(record.service);
     if (services.size === 0) namespaces.delete(record.namespace);
   }
@@ -107,9 +135,24 @@ export function createRegistry(options: RegistryOptions) {
   // published and the writers answered (they await settled()). Nothing is published that did not commit,
   // nothing committed is missed, and synchronous=FULL costs one fsync per batch instead of one per write.
   let committedRevision = revision;
-  let batch: { events: RegistryChange[]; done: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | undefined;
+  //
+  // A batch that fails (the disk is full) is rolled back on disk AND in memory: each change keeps what it
+  // replaced (`undo`), so memory never runs ahead of disk and the registry keeps serving. Its writers get the
+  // error (503 storage_full), nothing of it is published.
+  interface Batch {
+    events: RegistryChange[];
+    notices: (() => void)[];
+    undo: { previous: InstanceRecord | undefined; next: InstanceRecord }[];
+    /** Service changes of the batch, undone in reverse order when it fails. */
+    undoServices: (() => void)[];
+    startRevision: number;
+    done: Promise<void>;
+    resolve: () => void;
+    reject: (err: unknown) => void;
+  }
+  let batch: Batch | undefined;
 
-  function openBatch() {
+  function openBatch(): Batch {
     if (batch) return batch;
     store.beginBatch();
     let resolve!: () => void;
@@ -120,7 +163,7 @@ export function createRegistry(options: RegistryOptions) {
     });
     // A failed batch rejects its writers; nobody else awaits it, so keep Node from calling it unhandled.
     done.catch(() => {});
-    batch = { events: [], done, resolve, reject };
+    batch = { events: [], notices: [], undo: [], undoServices: [], startRevision: revision, done, resolve, reject };
     setImmediate(flushBatch);
     return batch;
   }
@@ -132,16 +175,45 @@ export function createRegistry(options: RegistryOptions) {
     try {
       store.commitBatch();
     } catch (err) {
-      store.rollbackBatch();
-      current.reject(err);
-      // Memory already holds the batch's changes and disk does not: the only safe way on is to stop, and
-      // restart from what is durable. Callers got no 2xx for any of it.
-      options.onFatal?.(err);
+      failBatch(current, err);
       return;
     }
     committedRevision = revision;
     hub.publish(current.events);
+    for (const notice of current.notices) notice();
     current.resolve();
+  }
+
+  /** Rolls a batch back on disk and in memory, and fails its writers. Returns the error they get. */
+  function failBatch(failed: Batch, err: unknown): unknown {
+    if (batch === failed) batch = undefined;
+    store.rollbackBatch();
+    for (let i = failed.undo.length - 1; i >= 0; i--) {
+      const { previous, next } = failed.undo[i]!;
+      lapsed.delete(next);
+      if (previous === undefined) {
+        drop(next);
+        continue;
+      }
+      put(previous);
+      if (previous.lapsedAt === null) leases.add(previous);
+      else lapsed.add(previous);
+    }
+    for (let i = failed.undoServices.length - 1; i >= 0; i--) failed.undoServices[i]!();
+    revision = failed.startRevision;
+    const answer = storageError(err);
+    failed.reject(answer);
+    for (const notice of failed.notices) notice();
+    // A full disk is survivable: memory is back to what is durable. Anything else (an I/O error) leaves the
+    // disk in doubt: stop, and restart from what is durable.
+    if (!(answer instanceof RollcallError)) options.onFatal?.(err);
+    return answer;
+  }
+
+  /** Runs fn after the changes made so far are published (at once when none are pending). */
+  function afterCommit(fn: () => void) {
+    if (batch) batch.notices.push(fn);
+    else fn();
   }
 
   /**
@@ -158,14 +230,26 @@ export function createRegistry(options: RegistryOptions) {
       return { record: stamped, event: { type, reason, revision: next, instance: api(stamped) } };
     });
     const open = openBatch();
-    store.commit(changes);
+    try {
+      store.commit(changes);
+    } catch (err) {
+      // SQLite may have rolled back the whole transaction (it does on SQLITE_FULL): the batch is lost.
+      throw failBatch(open, err);
+    }
     revision = next;
     for (const { record, event } of changes) {
-      unsavedHeartbeats.delete(find(record.namespace, record.service, record.id) ?? record);
+      const previous = find(record.namespace, record.service, record.id);
+      open.undo.push({ previous, next: record });
+      if (previous) {
+        unsavedHeartbeats.delete(previous);
+        lapsed.delete(previous);
+      }
       if (event.type === 'DELETED') drop(record);
       else {
         put(record);
-        leases.add(record);
+        // A lapsed instance waits outside the heap: its deadline is past, it would come due on every sweep.
+        if (record.lapsedAt === null) leases.add(record);
+        else lapsed.add(record);
       }
     }
     const events = changes.map((c) => c.event);
@@ -183,9 +267,13 @@ export function createRegistry(options: RegistryOptions) {
       type === 'DELETED' ? record : { ...record, revision: next, createRevision: type === 'ADDED' ? next : record.createRevision };
     const event: ServiceChangeEvent = { type, reason, revision: next, service: serviceRules.toApi(stamped) };
     const open = openBatch();
-    store.commit([{ event, record: stamped }]);
+    try {
+      store.commit([{ event, record: stamped }]);
+    } catch (err) {
+      throw failBatch(open, err);
+    }
     revision = next;
-    serviceRules.apply(type, stamped);
+    open.undoServices.push(serviceRules.apply(type, stamped));
     open.events.push(event);
     return event;
   }
@@ -240,10 +328,29 @@ export function createRegistry(options: RegistryOptions) {
     );
   }
 
-  function renew(record: InstanceRecord, now: number) {
+  /**
+   * Renews record's lease and returns the instance as it now is. A lapsed instance that renews is back to
+   * normal: that is a change (MODIFIED, reason recovered), so watchers drop its flag.
+   */
+  function renew(record: InstanceRecord, now: number): Instance {
+    const expiresAt = now - leaseOffset + record.ttlSeconds * 1000;
+    if (record.lapsedAt !== null) {
+      const recovered: InstanceRecord = { ...record, lastHeartbeatAt: now, expiresAt, lapsedAt: null };
+      const [event] = commit([{ type: 'MODIFIED', reason: 'recovered', record: recovered }]);
+      return event!.instance;
+    }
     record.lastHeartbeatAt = now;
-    record.expiresAt = now - leaseOffset + record.ttlSeconds * 1000;
+    record.expiresAt = expiresAt;
     unsavedHeartbeats.add(record);
+    return api(record);
+  }
+
+  function protectionChanged(active: boolean, reason?: LeaveReason) {
+    afterCommit(() => {
+      const change: ProtectionChange = { active, lapsed: lapsed.size, revision: committedRevision, ...(reason ? { reason } : {}) };
+      hub.broadcast({ type: 'PROTECTION', active, revision: committedRevision });
+      options.onProtection?.(change);
+    });
   }
 
   function filterRecords(filter: ListFilter): InstanceRecord[] {
@@ -281,7 +388,8 @@ export function createRegistry(options: RegistryOptions) {
      * what is committed and published (a watch snapshot taken there lines up with the event stream).
      */
     async whenSettled<T>(fn: () => T): Promise<T> {
-      while (batch) await batch.done;
+      // A failed batch (disk full) is rolled back in memory too: what is left is committed all the same.
+      while (batch) await batch.done.catch(() => {});
       return fn();
     },
 
@@ -299,8 +407,7 @@ export function createRegistry(options: RegistryOptions) {
         input,
       );
       if (existing && sameRegistration(existing, fields)) {
-        renew(existing, now);
-        return { instance: api(existing), created: false };
+        return { instance: renew(existing, now), created: false };
       }
       const record: InstanceRecord = {
         ...fields,
@@ -310,6 +417,7 @@ export function createRegistry(options: RegistryOptions) {
         expiresAt: now - leaseOffset + fields.ttlSeconds * 1000,
         revision: 0,
         createRevision: existing?.createRevision ?? 0,
+        lapsedAt: null,
       };
       const [event] = commit([{ type: existing ? 'MODIFIED' : 'ADDED', reason: 'registered', record }]);
       return { instance: event!.instance, created: !existing };
@@ -319,8 +427,7 @@ export function createRegistry(options: RegistryOptions) {
     heartbeat(namespace: string, service: string, id: string): Instance {
       const record = find(namespace, service, id);
       if (!record) throw instanceNotFound(namespace, service, id);
-      renew(record, clock.now());
-      return api(record);
+      return renew(record, clock.now());
     },
 
     /** Partial update; also renews the lease (a write from the instance is proof of life). */
@@ -329,15 +436,13 @@ export function createRegistry(options: RegistryOptions) {
       if (!existing) throw instanceNotFound(namespace, service, id);
       const now = clock.now();
       const fields = applyChanges(existing, input);
-      if (sameRegistration(existing, fields)) {
-        renew(existing, now);
-        return api(existing);
-      }
+      if (sameRegistration(existing, fields)) return renew(existing, now);
       const record: InstanceRecord = {
         ...existing,
         ...fields,
         lastHeartbeatAt: now,
         expiresAt: now - leaseOffset + fields.ttlSeconds * 1000,
+        lapsedAt: null,
       };
       return commit([{ type: 'MODIFIED', reason: 'updated', record }])[0]!.instance;
     },
@@ -464,14 +569,70 @@ export function createRegistry(options: RegistryOptions) {
     /**
      * Removes instances whose lease ended by now, through the same commit path as any write, so watchers see
      * DELETED/expired. At most maxExpiriesPerSweep per call; returns how many it removed.
+     *
+     * Self-preservation: when the lapses pass the threshold, the instances that lapse are kept and flagged
+     * instead (MODIFIED, reason lapsed) until protection ends; then they expire a bounded few per sweep.
      */
     expireDue(): number {
       const now = leaseNow();
       const due = leases.takeExpired(now, maxExpiries, (r) => find(r.namespace, r.service, r.id) === r);
-      if (due.length === 0) return 0;
-      commit(due.map((record) => ({ type: 'DELETED' as const, reason: 'expired' as const, record })));
-      options.onExpired?.(due.length);
-      return due.length;
+      const drafts: { type: 'DELETED' | 'MODIFIED'; reason: 'expired' | 'lapsed'; record: InstanceRecord }[] = [];
+      let entered = false;
+      if (preservation) {
+        preservation.prune(now);
+        // While the last protection's lapsed still drain, their lapses must not start it again.
+        if (lapsed.size === 0 && preservation.shouldEnter(due.length, instanceCount)) {
+          preservation.enter(now);
+          entered = true;
+        }
+      }
+      if (preservation?.active) {
+        const at = clock.now();
+        for (const record of due) drafts.push({ type: 'MODIFIED', reason: 'lapsed', record: { ...record, lapsedAt: at } });
+      } else {
+        for (const record of due) drafts.push({ type: 'DELETED', reason: 'expired', record });
+        preservation?.noteExpired(due.length, now);
+      }
+      try {
+        commit(drafts);
+      } catch (err) {
+        // Not committed (disk full): the due leases go back in the heap for a later sweep.
+        for (const record of due) leases.add(record);
+        if (entered) preservation!.leave();
+        throw err;
+      }
+      // Announced after the lapses that caused it, so its revision is theirs.
+      if (entered) protectionChanged(true);
+      if (preservation?.active) {
+        const reason = preservation.shouldLeave(lapsed.size, instanceCount, now);
+        if (reason) {
+          preservation.leave();
+          drainPerSweep = Math.max(1, Math.ceil(lapsed.size / 10));
+          protectionChanged(false, reason);
+        }
+      }
+      let expired = drafts.filter((d) => d.type === 'DELETED').length;
+      if (!preservation?.active && lapsed.size > 0) {
+        const drain: InstanceRecord[] = [];
+        for (const record of lapsed) {
+          if (drain.length >= Math.min(drainPerSweep, maxExpiries)) break;
+          drain.push(record);
+        }
+        commit(drain.map((record) => ({ type: 'DELETED' as const, reason: 'expired' as const, record })));
+        expired += drain.length;
+      }
+      if (expired > 0) options.onExpired?.(expired);
+      return expired;
+    },
+
+    /** Whether self-preservation holds lapsed instances now. */
+    protection(): ProtectionStatus {
+      const since = preservation?.since;
+      return {
+        active: since !== undefined,
+        since: since === undefined ? null : new Date(since + leaseOffset).toISOString(),
+        lapsed: lapsed.size,
+      };
     },
 
     /**
@@ -500,14 +661,21 @@ export function createRegistry(options: RegistryOptions) {
     /** Writes the heartbeat times gathered since the last flush, in one transaction. */
     flushHeartbeats(): number {
       if (unsavedHeartbeats.size === 0) return 0;
-      const marks = [...unsavedHeartbeats].map((r) => ({
+      const pending = [...unsavedHeartbeats];
+      const marks = pending.map((r) => ({
         namespace: r.namespace,
         service: r.service,
         id: r.id,
         lastHeartbeatAt: r.lastHeartbeatAt,
       }));
       unsavedHeartbeats.clear();
-      store.saveHeartbeats(marks);
+      try {
+        store.saveHeartbeats(marks);
+      } catch (err) {
+        // Kept for the next flush (a full disk may have room again by then).
+        for (const r of pending) unsavedHeartbeats.add(r);
+        throw storageError(err);
+      }
       return marks.length;
     },
 
@@ -520,3 +688,14 @@ export function createRegistry(options: RegistryOptions) {
 }
 
 export type Registry = ReturnType<typeof createRegistry>;
+
+/** SQLite's "disk full" becomes the API's storage_full; other storage errors stay what they are. */
+function storageError(err: unknown): unknown {
+  if ((err as { code?: unknown } | null)?.code === 'SQLITE_FULL') {
+    return new RollcallError(
+      'storage_full',
+      "The registry's disk is full: this write was not saved. Reads, watches and heartbeats still work; writes resume once space is freed.",
+    );
+  }
+  return err;
+}

@@ -125,14 +125,28 @@ export function createServiceRules(options: ServiceRulesOptions) {
       options.commit('DELETED', 'deleted', r);
     },
 
-    /** Called by the commit path once a change is in the batch: memory follows what is being written. */
-    apply(type: ServiceChangeEvent['type'], r: ServiceRecord): void {
+    /**
+     * Called by the commit path once a change is in the batch: memory follows what is being written. Returns
+     * the undo, run when the batch fails (a full disk), so memory never runs ahead of disk.
+     */
+    apply(type: ServiceChangeEvent['type'], r: ServiceRecord): () => void {
+      const previous = find(r.namespace, r.name);
       if (type === 'DELETED') {
         forget(r);
         ips.release(r.virtualIP);
-      } else {
-        remember(r);
+        return () => {
+          remember(r);
+          ips.hold(r.virtualIP);
+        };
       }
+      remember(r);
+      return () => {
+        if (previous) remember(previous);
+        else {
+          forget(r);
+          ips.release(r.virtualIP);
+        }
+      };
     },
 
     list(filter: { namespace?: string; service?: string }): Service[] {

@@ -23,6 +23,11 @@ export interface InstanceRecord {
   expiresAt: number;
   revision: number;
   createRevision: number;
+  /**
+   * When the lease lapsed while the registry was in self-preservation (wall time), else null. A lapsed
+   * instance stays listed until it renews, is deregistered, or protection ends and it expires. Not persisted.
+   */
+  lapsedAt: number | null;
 }
 
 /** A committed change, as the event log stores it and watchers receive it. */
@@ -52,6 +57,9 @@ export function toApiInstance(r: InstanceRecord, leaseOffsetMs = 0): Instance {
     expiresAt: new Date(r.expiresAt + leaseOffsetMs).toISOString(),
     revision: r.revision,
     createRevision: r.createRevision,
+    // Only present while lapsed, so the instances of clients that know nothing of self-preservation look
+    // exactly as before.
+    ...(r.lapsedAt === null ? {} : { lapsed: true, lapsedAt: new Date(r.lapsedAt).toISOString() }),
   };
 }
 

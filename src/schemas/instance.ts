@@ -98,6 +98,10 @@ export const instance = z
     expiresAt: z.string().meta({ description: 'ISO 8601 UTC; the lease ends here unless renewed' }),
     revision: z.int().meta({ description: 'Registry revision of this instance\'s last change' }),
     createRevision: z.int().meta({ description: 'Registry revision at which this instance was registered' }),
+    lapsed: z.boolean().optional().meta({
+      description: 'Present (true) only while the lease has lapsed during self-preservation: kept listed, maybe still alive behind a partition',
+    }),
+    lapsedAt: z.string().nullable().optional().meta({ description: 'ISO 8601 UTC; when the lease lapsed (with lapsed)' }),
   })
   .meta({ id: 'Instance' });
 
@@ -107,7 +111,8 @@ export type Instance = z.infer<typeof instance>;
 export type InstanceStatus = z.infer<typeof instanceStatus>;
 
 export const eventType = z.enum(['ADDED', 'MODIFIED', 'DELETED']);
-export const eventReason = z.enum(['registered', 'updated', 'deregistered', 'expired']);
+// lapsed / recovered: a lease lapsed during self-preservation (kept, flagged) / a lapsed instance renewed.
+export const eventReason = z.enum(['registered', 'updated', 'deregistered', 'expired', 'lapsed', 'recovered']);
 export const registryEvent = z
   .object({ type: eventType, revision: z.int(), reason: eventReason, instance })
   .meta({ id: 'RegistryEvent' });

@@ -136,7 +136,7 @@ export function createInstanceStore(db: Db, options: { historySize: number }) {
     rollbackBatch(): void {
       if (db.inTransaction) db.exec('ROLLBACK');
     },
-    loadInstances(): Omit<InstanceRecord, 'expiresAt'>[] {
+    loadInstances(): Omit<InstanceRecord, 'expiresAt' | 'lapsedAt'>[] {
       return (selectAll.all() as InstanceRow[]).map(fromRow);
     },
     loadServices(): ServiceRecord[] {
@@ -210,7 +210,7 @@ function toRow(r: InstanceRecord) {
   };
 }
 
-function fromRow(row: InstanceRow): Omit<InstanceRecord, 'expiresAt'> {
+function fromRow(row: InstanceRow): Omit<InstanceRecord, 'expiresAt' | 'lapsedAt'> {
   return {
     namespace: row.namespace,
     service: row.service,

@@ -49,7 +49,21 @@ export class PublishedEvent {
   }
 }
 
+/**
+ * A message for every watcher that is not a change (PROTECTION): same wire forms as an event, built once.
+ * No SSE id: resuming is by change revision only.
+ */
+export class PublishedNotice {
+  readonly json: Buffer;
+  readonly sse: Buffer;
+  constructor(readonly message: { type: string } & Record<string, unknown>) {
+    this.json = Buffer.from(JSON.stringify(message));
+    this.sse = Buffer.concat([Buffer.from(`event: ${message.type}\ndata: `), this.json, Buffer.from('\n\n')]);
+  }
+}
+
 export type Deliver = (event: PublishedEvent) => void;
+export type DeliverNotice = (notice: PublishedNotice) => void;
 
 export function matches(filter: WatchFilter, namespace: string, service: string): boolean {
   if (filter.namespace !== undefined && filter.namespace !== namespace) return false;
@@ -65,6 +79,7 @@ export function createWatchHub() {
   // Last change revision per kind, namespace and service, for long-poll ("changed after N?").
   const last = { instances: newLastIndex(), services: newLastIndex() };
   let published = 0;
+  const noticeListeners = new Set<DeliverNotice>();
 
   function bucket(filter: WatchFilter): Set<Deliver> {
     if (filter.namespace === undefined) return everything;
@@ -130,6 +145,18 @@ export function createWatchHub() {
         const svc = byService.get(namespace)?.get(service);
         if (svc) for (const deliver of [...svc]) deliver(wire);
       }
+    },
+
+    /** Listens for notices (every watcher gets every notice, whatever its filter). */
+    subscribeNotices(deliver: DeliverNotice): () => void {
+      noticeListeners.add(deliver);
+      return () => noticeListeners.delete(deliver);
+    },
+
+    /** Sends a notice to every watcher, after the events published so far. */
+    broadcast(message: { type: string } & Record<string, unknown>) {
+      const notice = new PublishedNotice(message);
+      for (const deliver of [...noticeListeners]) deliver(notice);
     },
 
     /** Seeds the last-change index from the event log at startup (rows without a kind are instance changes). */

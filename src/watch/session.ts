@@ -2,7 +2,7 @@
 // Shared by the WebSocket and Server-Sent Events transports, which differ only in framing (the sink).
 import type { Registry } from '../registry/registry.js';
 import type { Instance } from '../schemas/instance.js';
-import { PublishedEvent, wantsKind, type WatchFilter, type WatchHub } from './hub.js';
+import { PublishedEvent, PublishedNotice, wantsKind, type WatchFilter, type WatchHub } from './hub.js';
 
 export type WatchErrorCode = 'revision_compacted' | 'revision_ahead';
 
@@ -10,8 +10,8 @@ export type WatchErrorCode = 'revision_compacted' | 'revision_ahead';
 export const SLOW_CONSUMER_CLOSE = 4008;
 
 export interface WatchSink {
-  /** Frames and sends one message. `event` is given for change events so the sink can reuse cached bytes. */
-  sendEvent(event: PublishedEvent): void;
+  /** Sends a change event or notice in its cached wire form (built once for every watcher). */
+  sendEvent(event: PublishedEvent | PublishedNotice): void;
   sendMessage(message: Record<string, unknown>, id?: number): void;
   /** Bytes accepted but not yet handed to the kernel. */
   buffered(): number;
@@ -38,11 +38,16 @@ export function startWatchSession(options: WatchSessionOptions): { stop(): void 
   const { registry, hub, sink, filter, maxBufferedBytes, bookmarkMs } = options;
   let stopped = false;
   let catchingUp = false;
-  let pending: PublishedEvent[] = [];
+  let pending: (PublishedEvent | PublishedNotice)[] = [];
   let pendingBytes = 0;
   let lastSentAt = Date.now();
   let bookmarkTimer: NodeJS.Timeout | undefined;
-  let unsubscribe = () => {};
+  let unsubscribeEvents = () => {};
+  let unsubscribeNotices = () => {};
+  const unsubscribe = () => {
+    unsubscribeEvents();
+    unsubscribeNotices();
+  };
 
   const stop = () => {
     if (stopped) return;
@@ -64,14 +69,14 @@ export function startWatchSession(options: WatchSessionOptions): { stop(): void 
     sink.close(SLOW_CONSUMER_CLOSE, 'slow_consumer: resume with sinceRevision');
   };
 
-  const send = (event: PublishedEvent) => {
+  const send = (event: PublishedEvent | PublishedNotice) => {
     sink.sendEvent(event);
     lastSentAt = Date.now();
     options.onEventSent?.();
     if (sink.buffered() > maxBufferedBytes) tooSlow();
   };
 
-  const deliver = (event: PublishedEvent) => {
+  const deliver = (event: PublishedEvent | PublishedNotice) => {
     if (stopped) return;
     if (catchingUp) {
       pending.push(event);
@@ -100,6 +105,11 @@ export function startWatchSession(options: WatchSessionOptions): { stop(): void 
     bookmarkTimer.unref();
   };
 
+  const subscribe = () => {
+    unsubscribeEvents = hub.subscribe(filter, deliver);
+    unsubscribeNotices = hub.subscribeNotices(deliver);
+  };
+
   const since = options.sinceRevision;
   const begin = () => {
     if (stopped) return;
@@ -110,7 +120,7 @@ export function startWatchSession(options: WatchSessionOptions): { stop(): void 
       const snapshot = wantsKind(filter, 'instances') ? registry.snapshot(filter) : { revision: registry.revision, items: [] };
       const message: Record<string, unknown> = { type: 'SNAPSHOT', revision: snapshot.revision, items: snapshot.items satisfies Instance[] };
       if (wantsKind(filter, 'services')) message.services = registry.serviceSnapshot(filter);
-      unsubscribe = hub.subscribe(filter, deliver);
+      subscribe();
       sink.sendMessage(message, snapshot.revision);
       lastSentAt = Date.now();
       if (sink.buffered() > maxBufferedBytes) return tooSlow();
@@ -128,9 +138,11 @@ export function startWatchSession(options: WatchSessionOptions): { stop(): void 
       // Subscribe first (live events wait in `pending`), then replay the log up to the subscription point.
       const upTo = registry.revision;
       catchingUp = true;
-      unsubscribe = hub.subscribe(filter, deliver);
+      subscribe();
       void catchUp(since, upTo);
     }
+    // A watcher arriving during self-preservation learns it at once (after its snapshot or replay).
+    if (registry.protection().active) deliver(new PublishedNotice({ type: 'PROTECTION', active: true, revision: registry.revision }));
     scheduleBookmark(bookmarkMs);
   };
   void registry.whenSettled(begin);
