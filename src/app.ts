@@ -18,6 +18,7 @@ import { opsRoutes } from './http/ops.js';
 import { renderRoutes } from './http/render.js';
 import { serviceRoutes } from './http/services.js';
 import { watchRoutes } from './http/watch.js';
+import { createDnsAdapter, type DnsAdapter } from './dns/index.js';
 import { createMetrics } from './metrics.js';
 import { systemClock, type Clock } from './registry/clock.js';
 import { startLeaseKeeper } from './registry/lease-keeper.js';
@@ -151,6 +152,18 @@ export async function buildApp(deps: AppDeps) {
     pingIntervalMs: config.watchPingMs,
   });
 
+  // DNS answers from the same registry memory. The Service lookup (virtual IPs, named ports) plugs in as `services`.
+  const dns =
+    config.dnsListen === undefined
+      ? undefined
+      : createDnsAdapter({ registry, metrics, config, services: undefined, onError: (err) => app.log.warn({ err }, 'DNS') });
+  app.decorate('dns', dns);
+  app.addHook('onReady', async () => {
+    if (!dns) return;
+    const { host, port } = await dns.start();
+    app.log.info(`DNS listening at ${host}:${port} (udp, tcp) for ${config.dnsDomain}`);
+  });
+
   let stopKeeper = () => {};
   app.addHook('onReady', async () => {
     stopKeeper = startLeaseKeeper(registry, {
@@ -163,6 +176,7 @@ export async function buildApp(deps: AppDeps) {
     shutdown.abort();
   });
   app.addHook('onClose', async () => {
+    await dns?.close();
     stopKeeper();
     registry.flushNow();
     db.close();
@@ -177,5 +191,6 @@ declare module 'fastify' {
   interface FastifyInstance {
     registry: ReturnType<typeof createRegistry>;
     servedRoutes: { method: string; url: string; documented: boolean }[];
+    dns: DnsAdapter | undefined;
   }
 }

@@ -13,6 +13,10 @@ export function addServeCommand(program: Command) {
     .option('--history-size <n>', 'events kept for resuming watches (default 100000)')
     .option('--watch-buffer-bytes <n>', 'unsent bytes after which a slow watcher is closed (default 4194304)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
+    .option('--dns-listen <host:port>', 'answer DNS (UDP and TCP) on this address, e.g. 127.0.0.1:8600 (default off)')
+    .option('--dns-domain <domain>', 'the DNS zone rollcall answers for (default rollcall.)')
+    .option('--dns-ttl <seconds>', 'TTL of DNS answers, also the negative TTL; 0 allowed (default 5)')
+    .option('--dns-ns <name>', 'name server named in NS and SOA (default ns.<domain>)')
     .action(async (opts: Record<string, string | undefined>) => {
       let config;
       try {
@@ -24,6 +28,10 @@ export function addServeCommand(program: Command) {
             historySize: opts.historySize,
             watchBufferBytes: opts.watchBufferBytes,
             logLevel: opts.logLevel,
+            dnsListen: opts.dnsListen,
+            dnsDomain: opts.dnsDomain,
+            dnsTtl: opts.dnsTtl,
+            dnsNs: opts.dnsNs,
           },
           process.env,
         );

@@ -334,6 +334,14 @@ export function createRegistry(options: RegistryOptions) {
       return { revision: committedRevision, items };
     },
 
+    /**
+     * The live service → id → record maps of one namespace, not copied, for adapters that answer straight from
+     * memory (DNS). Read them synchronously and keep nothing: the next write changes them in place.
+     */
+    liveNamespace(namespace: string): ReadonlyMap<string, ReadonlyMap<string, Readonly<InstanceRecord>>> | undefined {
+      return namespaces.get(namespace);
+    },
+
     /** Counts of instances by namespace/service/status, for metrics. */
     countByStatus(): { namespace: string; service: string; status: string; count: number }[] {
       const out: { namespace: string; service: string; status: string; count: number }[] = [];
