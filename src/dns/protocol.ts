@@ -80,8 +80,12 @@ export function respond(message: Buffer, transport: Transport, view: DnsView, se
       additionals,
     };
     const limit = transport === 'tcp' ? 65535 : opt ? Math.min(Math.max(opt.udpPayloadSize ?? 0, CLASSIC_UDP_SIZE), MAX_UDP_SIZE) : CLASSIC_UDP_SIZE;
+    const rcodeLabel = extendedRcode ? 'BADVERS' : rcode;
+    // Encode first and size after: almost every answer fits, and sizing costs as much as encoding.
+    const encoded = dnsPacket.encode(full);
+    if (encoded.length <= limit) return { response: encoded, qtype: question.type, rcode: rcodeLabel, truncated: false };
     const fitted = fit(full, limit, opt !== undefined);
-    return { response: dnsPacket.encode(fitted.packet), qtype: question.type, rcode: extendedRcode ? 'BADVERS' : rcode, truncated: fitted.truncated };
+    return { response: dnsPacket.encode(fitted.packet), qtype: question.type, rcode: rcodeLabel, truncated: fitted.truncated };
   };
 
   if (opt && (opt.ednsVersion ?? 0) > 0) return reply({}, 'NOERROR', false, BADVERS >> 4);
@@ -98,12 +102,11 @@ function optRecord(extendedRcode: number): Answer {
 }
 
 /**
- * Makes the response fit limit bytes: first the additional section goes (optional data, RFC 2181 §9: no TC for
+ * Makes a response that is too large fit limit bytes: first the additional section goes (optional data, RFC 2181 §9: no TC for
  * it); if the answers still do not fit, TC=1 with as many whole answers as fit and no authority, so the client
  * retries over TCP.
  */
 function fit(packet: Packet, limit: number, keepOpt: boolean): { packet: Packet; truncated: boolean } {
-  if (dnsPacket.encodingLength(packet) <= limit) return { packet, truncated: false };
   const opt = keepOpt ? packet.additionals!.filter((a) => a.type === 'OPT') : [];
   const lean: Packet = { ...packet, additionals: opt };
   if (dnsPacket.encodingLength(lean) <= limit) return { packet: lean, truncated: false };
