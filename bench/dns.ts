@@ -5,6 +5,7 @@ import autocannon from 'autocannon';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -23,12 +24,21 @@ const DNSMASQ = ['/usr/sbin/dnsmasq', '/usr/bin/dnsmasq'].find((p) => existsSync
 const service = (s: number) => `svc-${s}`;
 const address = (s: number, i: number) => `10.${(s >> 8) & 255}.${s & 255}.${i + 1}`;
 
-async function freeUdpPort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
+/** A loopback port free for both UDP and TCP right now (DNS servers bind both). */
+async function freeDnsPort(): Promise<number> {
+  for (;;) {
+    const tcp = createServer();
+    await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
+    const { port } = tcp.address() as AddressInfo;
+    const udp = createSocket('udp4');
+    const free = await new Promise<boolean>((resolve) => {
+      udp.once('error', () => resolve(false));
+      udp.bind(port, '127.0.0.1', () => resolve(true));
+    });
+    if (free) await new Promise<void>((resolve) => udp.close(() => resolve()));
+    await new Promise<void>((resolve) => tcp.close(() => resolve()));
+    if (free) return port;
+  }
 }
 
 async function dnsperf(port: number, file: string, extra: string[], seconds: number): Promise<string> {
@@ -141,7 +151,7 @@ export async function runDnsBench(): Promise<Record<string, number>> {
   const files = queryFiles(dir, 'rollcall');
   const out: Record<string, number> = {};
   try {
-    const rollcallPort = await freeUdpPort();
+    const rollcallPort = await freeDnsPort();
     const server = await startBenchServer(['--dns-listen', `127.0.0.1:${rollcallPort}`]);
     try {
       await registerAll(server.url);
@@ -152,7 +162,7 @@ export async function runDnsBench(): Promise<Record<string, number>> {
     } finally {
       await server.stop();
     }
-    const dnsmasqPort = await freeUdpPort();
+    const dnsmasqPort = await freeDnsPort();
     const dnsmasq = await startDnsmasq(dir, dnsmasqPort);
     try {
       for (const [kind, file] of [['a', files.a], ['srv', files.srv]] as const) {
