@@ -26,7 +26,11 @@ export const configSchema = z.object({
 
   // DNS (src/dns): off unless dnsListen is given.
   /** host:port (or [v6]:port) for DNS over UDP and TCP on the same port; port 0 picks a free one. */
-  dnsListen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'must be host:port or [ipv6]:port').optional(),
+  dnsListen: z
+    .string()
+    .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):\d{1,5}$/, 'must be host:port or [ipv6]:port')
+    .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, 'port must be 0-65535')
+    .optional(),
   /** The zone rollcall is authoritative for. */
   dnsDomain: z
     .string()

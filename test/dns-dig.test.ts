@@ -1,5 +1,6 @@
 // rollcall's DNS against Debian's dig and Node's resolver: every record kind and rcode, truncation then TCP, a
 // change visible in the next answer, TTL 0, the serve flags, the TCP limits and the metrics.
+import { spawn } from 'node:child_process';
 import { Resolver } from 'node:dns/promises';
 import { once } from 'node:events';
 import { connect } from 'node:net';
@@ -7,7 +8,7 @@ import t from 'tap';
 import { idLabel } from '../src/dns/names.js';
 import { createManualClock } from '../src/registry/clock.js';
 import { dig, rdata, requireDig, startDnsServer } from './dns-helper.js';
-import { api, freePort, startServerProcess, waitFor } from './helper.js';
+import { api, CHILD_ENV, CLI, freePort, startServerProcess, waitFor } from './helper.js';
 
 t.test('dig: every record kind and response code', async (t) => {
   const bin = requireDig(t);
@@ -156,6 +157,17 @@ t.test('rollcall serve --dns-listen (and ROLLCALL_DNS_LISTEN) answers dig', asyn
   const envPort = await freePort();
   await startServerProcess(t, { env: { ROLLCALL_DNS_LISTEN: `127.0.0.1:${envPort}` } });
   t.equal((await dig(bin, envPort, 'rollcall', 'SOA')).status, 'NOERROR', 'env ROLLCALL_DNS_LISTEN');
+});
+
+t.test('bad DNS settings: one line on stderr, exit 1', async (t) => {
+  for (const args of [['--dns-listen', 'nonsense'], ['--dns-listen', '127.0.0.1:99999'], ['--dns-ttl', '-1'], ['--dns-domain', 'bad..domain']]) {
+    const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', t.testdir(), ...args], { env: CHILD_ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const [code] = (await once(child, 'exit')) as [number];
+    t.equal(code, 1, `${args.join(' ')}: exit 1`);
+    t.match(stderr, /^rollcall: Invalid configuration: dns\w+: [^\n]+\n$/, `${args.join(' ')}: ${stderr.trim()}`);
+  }
 });
 
 t.test("Node's dns.promises.Resolver resolves A, SRV, TXT and PTR", async (t) => {

@@ -37,7 +37,8 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
 }
 
 function bindUdp(options: DnsServerOptions): Promise<UdpSocket> {
-  const udp = createSocket({ type: isIPv6(options.host) ? 'udp6' : 'udp4' });
+  // A larger receive buffer rides out bursts instead of dropping them (the kernel caps it at net.core.rmem_max).
+  const udp = createSocket({ type: isIPv6(options.host) ? 'udp6' : 'udp4', recvBufferSize: 4 * 1024 * 1024 });
   return new Promise((resolve, reject) => {
     udp.once('error', reject);
     udp.bind(options.port, options.host, () => {
