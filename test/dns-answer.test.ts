@@ -273,4 +273,9 @@ t.test('respond: FORMERR, NOTIMP, BADVERS and drops', async (t) => {
   const chaos = query('version.bind', 'TXT');
   chaos.writeUInt16BE(3, chaos.length - 2);
   t.equal(respond(chaos, 'udp', view, settings).rcode, 'REFUSED', 'CHAOS class');
+  const unknownClass = query('web.shop.rollcall', 'A');
+  unknownClass.writeUInt16BE(1234, unknownClass.length - 2);
+  const unknown = respond(unknownClass, 'udp', view, settings);
+  t.equal(unknown.rcode, 'REFUSED', 'unknown class');
+  t.equal(dnsPacket.decode(unknown.response!).questions!.length, 0, 'unknown class: header only');
 });

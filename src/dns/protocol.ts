@@ -89,6 +89,8 @@ export function respond(message: Buffer, transport: Transport, view: DnsView, se
   };
 
   if (opt && (opt.ednsVersion ?? 0) > 0) return reply({}, 'NOERROR', false, BADVERS >> 4);
+  // dns-packet cannot encode a class it has no name for, so such a question is not echoed.
+  if (question.class?.startsWith('UNKNOWN_')) return headerOnly('REFUSED');
   if (question.class !== undefined && question.class !== 'IN' && question.class !== 'ANY') return reply({}, 'REFUSED', false);
   // No zone transfers: the zone is the live registry, read it through the API's watch instead.
   if (question.type === 'AXFR' || question.type === 'IXFR') return reply({}, 'REFUSED', false);
