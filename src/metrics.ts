@@ -60,6 +60,7 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}) {
       labelNames: ['transport'] as const,
       registers: [registry],
     }),
+    dnsTcpConnections: new Gauge({ name: 'rollcall_dns_tcp_connections', help: 'Open DNS-over-TCP connections', registers: [registry] }),
     dnsDuration: new Histogram({
       name: 'rollcall_dns_query_duration_seconds',
       help: 'Time from a DNS message read to its response encoded, by transport',

@@ -1,5 +1,6 @@
 // rollcall's DNS against Debian's dig and Node's resolver: every record kind and rcode, truncation then TCP, a
 // change visible in the next answer, TTL 0, the serve flags, the TCP limits and the metrics.
+import dnsPacket from 'dns-packet';
 import { spawn } from 'node:child_process';
 import { Resolver } from 'node:dns/promises';
 import { once } from 'node:events';
@@ -210,6 +211,28 @@ t.test('TCP limits: idle connections, oversized messages and too many connection
   big.write(Buffer.from([0xff, 0xff, 0, 0]));
   await once(big, 'close');
   t.pass('a 65535-byte length prefix closes the connection');
+
+  // A client that pipelines queries for a large answer and never reads: answering stops at a full write
+  // buffer, and the idle timeout closes it.
+  for (let i = 0; i < 40; i++) await s.register('shop', 'big', `big-${i}`, { address: `10.1.0.${i}`, port: 9000 + i });
+  const greedy = await open();
+  const greedyClosed = new Promise((resolve) => greedy.once('close', resolve));
+  greedy.pause();
+  greedy.write(Buffer.concat(Array.from({ length: 3000 }, (_, i) => dnsPacket.streamEncode({ type: 'query', id: i, questions: [{ name: '_big._tcp.shop.rollcall', type: 'SRV' }] }))));
+  const tcpConnections = async () => Number(/^rollcall_dns_tcp_connections (\d+)/m.exec((await api(`${s.url}/metrics`)).body as string)?.[1]);
+  await waitFor(async () => (await tcpConnections()) === 0, 30_000, 'the server to close the connection of a client that never reads');
+  let answers = 0;
+  let buffered = Buffer.alloc(0);
+  greedy.on('data', (d: Buffer) => {
+    buffered = Buffer.concat([buffered, d]);
+    while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
+      buffered = buffered.subarray(2 + buffered.readUInt16BE(0));
+      answers++;
+    }
+  });
+  greedy.resume();
+  await greedyClosed;
+  t.ok(answers < 3000, `a client that never reads is closed (it got ${answers} of 3000 answers)`);
 
   const first = await open();
   const second = await open();

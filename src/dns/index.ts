@@ -63,6 +63,7 @@ export function createDnsAdapter(options: DnsAdapterOptions) {
         tcpIdleMs: config.dnsTcpIdleMs,
         tcpMaxConnections: config.dnsTcpMaxConnections,
         onError: options.onError,
+        onConnections: (count) => metrics.dnsTcpConnections.set(count),
       });
       return server.address();
     },

@@ -14,6 +14,8 @@ export interface DnsServerOptions {
   /** Connections beyond this are closed on accept. */
   tcpMaxConnections: number;
   onError(err: unknown): void;
+  /** Open TCP connections changed (for a gauge). */
+  onConnections?(count: number): void;
 }
 
 export interface DnsServer {
@@ -75,7 +77,11 @@ function assemble(options: DnsServerOptions, udp: UdpSocket, tcp: Server, port: 
   const connections = new Set<Socket>();
   tcp.on('connection', (socket) => {
     connections.add(socket);
-    socket.once('close', () => connections.delete(socket));
+    options.onConnections?.(connections.size);
+    socket.once('close', () => {
+      connections.delete(socket);
+      options.onConnections?.(connections.size);
+    });
     serveTcp(socket, options);
   });
   tcp.on('error', (err) => options.onError(err));
@@ -120,7 +126,9 @@ function serveTcp(socket: Socket, options: DnsServerOptions) {
         if (response && !socket.destroyed) {
           const prefix = Buffer.alloc(2);
           prefix.writeUInt16BE(response.length);
-          socket.write(Buffer.concat([prefix, response]));
+          // A client that sends but does not read gets no further answers (and no more of our memory) until
+          // it does; if it never does, the idle timeout closes it.
+          if (!socket.write(Buffer.concat([prefix, response]))) await writable(socket);
         }
       }
     } catch (err) {
@@ -140,5 +148,18 @@ function serveTcp(socket: Socket, options: DnsServerOptions) {
       return;
     }
     void drain();
+  });
+}
+
+/** Resolves once the socket's write buffer has drained, or the socket is gone. */
+function writable(socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.on('drain', done);
+    socket.on('close', done);
   });
 }
