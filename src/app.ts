@@ -11,6 +11,7 @@ import {
 } from 'fastify-type-provider-zod';
 import { join } from 'node:path';
 import type { Config } from './config.js';
+import { createDnsAdapter, type DnsAdapter } from './dns/index.js';
 import { RollcallError } from './errors.js';
 import { installErrorHandlers } from './http/error-handler.js';
 import { instanceRoutes } from './http/instances.js';
@@ -18,7 +19,6 @@ import { opsRoutes } from './http/ops.js';
 import { renderRoutes } from './http/render.js';
 import { serviceRoutes } from './http/services.js';
 import { watchRoutes } from './http/watch.js';
-import { createDnsAdapter, type DnsAdapter } from './dns/index.js';
 import { createMetrics } from './metrics.js';
 import { systemClock, type Clock } from './registry/clock.js';
 import { startLeaseKeeper } from './registry/lease-keeper.js';

@@ -2,6 +2,7 @@
 // change visible in the next answer, TTL 0, the serve flags, the TCP limits and the metrics.
 import dnsPacket from 'dns-packet';
 import { spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { Resolver } from 'node:dns/promises';
 import { once } from 'node:events';
 import { connect } from 'node:net';
@@ -169,6 +170,22 @@ t.test('bad DNS settings: one line on stderr, exit 1', async (t) => {
     t.equal(code, 1, `${args.join(' ')}: exit 1`);
     t.match(stderr, /^rollcall: Invalid configuration: dns\w+: [^\n]+\n$/, `${args.join(' ')}: ${stderr.trim()}`);
   }
+});
+
+t.test('a DNS port already in use: one line on stderr, exit 1', async (t) => {
+  const taken = createSocket('udp4');
+  await new Promise<void>((resolve) => taken.bind(0, '127.0.0.1', resolve));
+  t.teardown(() => taken.close());
+  const port = taken.address().port;
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', t.testdir(), '--dns-listen', `127.0.0.1:${port}`], {
+    env: CHILD_ENV,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const [code] = (await once(child, 'exit')) as [number];
+  t.equal(code, 1);
+  t.match(stderr, /^rollcall: cannot start: .*EADDRINUSE.*\n$/);
 });
 
 t.test("Node's dns.promises.Resolver resolves A, SRV, TXT and PTR", async (t) => {
