@@ -152,6 +152,13 @@ t.test('DNS-SD: service types, instances, SRV + TXT', async (t) => {
     'PTR "web-2._web._tcp.shop.rollcall"',
     `PTR "${idLabel('Web_3')}._web._tcp.shop.rollcall"`,
   ]);
+  const ptr = q('_web._tcp.shop.rollcall', 'PTR');
+  t.same(
+    ptr.additionals.filter((a) => a.name === 'web-1._web._tcp.shop.rollcall').map((a) => a.type),
+    ['SRV', 'TXT'],
+    'PTR additionals: each instance\'s SRV and TXT (RFC 6763 §12.1)…',
+  );
+  t.ok(ptr.additionals.some((a) => a.name === 'web-1.web.shop.rollcall' && a.type === 'A'), '…and its address');
   const srv = q('web-1._web._tcp.shop.rollcall', 'SRV');
   t.same(data(srv.answers), ['SRV {"priority":0,"weight":3,"port":8081,"target":"web-1.web.shop.rollcall"}']);
   t.equal(srv.additionals.length, 1);

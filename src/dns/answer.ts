@@ -205,8 +205,18 @@ class Context {
       records: (type) => {
         if (type === 'SRV') return this.srv(namespace, service, routable(ids));
         if (type === 'PTR') {
+          // RFC 6763 §12.1: each instance's SRV, TXT and address ride along as additionals (dropped first when
+          // the answer does not fit).
           const typeName = `_${service}._tcp.${namespace}.${this.zone}`;
-          return { answers: routable(ids).map((i) => this.record('PTR', `${idLabel(i.id)}.${typeName}`)), additionals: [] };
+          const answers: Answer[] = [];
+          const additionals: Answer[] = [];
+          for (const i of routable(ids)) {
+            const instanceName = `${idLabel(i.id)}.${typeName}`;
+            answers.push(this.record('PTR', instanceName));
+            const srv = this.srvFor(namespace, service, [i], instanceName);
+            additionals.push(...srv.answers, { name: instanceName, type: 'TXT', ttl: this.ttl, class: 'IN', data: txtStrings(i.metadata) }, ...srv.additionals);
+          }
+          return { answers, additionals };
         }
         return NONE;
       },
@@ -253,13 +263,13 @@ class Context {
    * name with its address in the additional section; a hostname-registered instance's target is its hostname
    * (RFC 2782: an SRV target must not be an alias).
    */
-  private srvFor(namespace: string, service: string, instances: DnsInstance[]) {
+  private srvFor(namespace: string, service: string, instances: DnsInstance[], owner = this.question.name) {
     const answers: SrvAnswer[] = [];
     const additionals: Answer[] = [];
     for (const i of instances) {
       const family = isIP(i.address);
       const target = family === 0 ? i.address : `${idLabel(i.id)}.${service}.${namespace}.${this.zone}`;
-      answers.push({ name: this.question.name, type: 'SRV', ttl: this.ttl, class: 'IN', data: { priority: 0, weight: i.weight, port: i.port, target } });
+      answers.push({ name: owner, type: 'SRV', ttl: this.ttl, class: 'IN', data: { priority: 0, weight: i.weight, port: i.port, target } });
       if (family !== 0) additionals.push({ name: target, type: family === 4 ? 'A' : 'AAAA', ttl: this.ttl, class: 'IN', data: i.address });
     }
     return { answers, additionals };
