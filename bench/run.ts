@@ -2,6 +2,7 @@
 import { runCompatBenchMedian } from './compat.js';
 import { runCoreBenchMedian } from './core.js';
 import { runHostileBenchMedian } from './hostile.js';
+import { runDnsBench } from './dns.js';
 import { runRenderBench } from './render.js';
 import { runServicesBench } from './services.js';
 import { median } from './server-process.js';
@@ -22,6 +23,7 @@ sections.push(['render (issue 4)', await medianOf(runRenderBench)]);
 sections.push(['services (issue 8)', await runServicesBench(runs)]);
 sections.push(['compat: Consul wakeups, Eureka renewals (issue 11)', await runCompatBenchMedian(runs)]);
 sections.push(['hostile watchers (issue 13)', await runHostileBenchMedian(runs)]);
+sections.push(['dns (issue 9)', await medianOf(runDnsBench)]);
 
 console.log(`\nrollcall benchmarks, median of ${runs} runs (node ${process.version})\n`);
 for (const [title, values] of sections) {

@@ -17,6 +17,7 @@ import { buildConsulServer, type ConsulServer } from './adapters/consul/server.j
 import { eurekaRoutes } from './adapters/eureka/routes.js';
 import { prometheusSdRoutes } from './adapters/sd/prometheus.js';
 import { parseHostPort, type Config } from './config.js';
+import { createDnsAdapter, type DnsAdapter } from './dns/index.js';
 import { installErrorHandlers } from './http/error-handler.js';
 import { installJsonBodyParser } from './http/json-body.js';
 import { instanceRoutes } from './http/instances.js';
@@ -212,6 +213,17 @@ export async function buildApp(deps: AppDeps) {
     return address && typeof address === 'object' ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : undefined;
   };
   app.decorate('consulUrl', { getter: consulAddress });
+  // DNS answers from the same registry memory; a Service's virtual IP answers its name (the clusterIP style).
+  const dns =
+    config.dnsListen === undefined
+      ? undefined
+      : createDnsAdapter({ registry, metrics, config, services: { get: (ns, name) => registry.findService(ns, name) }, onError: (err) => app.log.warn({ err }, 'DNS') });
+  app.decorate('dns', dns);
+  app.addHook('onReady', async () => {
+    if (!dns) return;
+    const { host, port } = await dns.start();
+    app.log.info(`DNS listening at ${host}:${port} (udp, tcp) for ${config.dnsDomain}`);
+  });
 
   let stopKeeper = () => {};
   let keeperStarted = false;
@@ -236,6 +248,7 @@ export async function buildApp(deps: AppDeps) {
     await consul?.close();
   });
   app.addHook('onClose', async () => {
+    await dns?.close();
     stopKeeper();
     try {
       registry.flushHeartbeats();
@@ -266,5 +279,6 @@ declare module 'fastify' {
     servedRoutes: ServedRoute[];
     /** Base URL of the Consul-compatible listener once it listens (undefined when off). */
     consulUrl: string | undefined;
+    dns: DnsAdapter | undefined;
   }
 }

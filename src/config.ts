@@ -6,6 +6,8 @@ import { DEFAULT_SERVICE_CIDR } from './registry/services.js';
 import { parseCidr } from './registry/virtual-ips.js';
 
 const MiB = 1024 * 1024;
+// A domain of 1-63 character labels of a-z, 0-9 and inner hyphens (or "_"), dot-terminated, 253 characters at most.
+const DNS_ZONE = /^(?=.{2,254}$)([a-z0-9_]([-a-z0-9_]{0,61}[a-z0-9_])?\.)+$/;
 
 /** Parses HOST:PORT or [IPV6]:PORT for an extra listener (port 0 picks a free one); undefined when malformed. */
 export function parseHostPort(value: string): { host: string; port: number } | undefined {
@@ -91,6 +93,32 @@ export const configSchema = z.object({
   protectThreshold: z.coerce.number().min(0).max(100).default(15),
   protectMax: duration.pipe(z.number().int().min(100)).default(600_000),
   protectMinLapses: z.coerce.number().int().min(1).default(3),
+
+  // DNS (src/dns): off unless dnsListen is given.
+  /** host:port (or [v6]:port) for DNS over UDP and TCP on the same port; port 0 picks a free one. */
+  dnsListen: z
+    .string()
+    .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):\d{1,5}$/, 'must be host:port or [ipv6]:port')
+    .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, 'port must be 0-65535')
+    .optional(),
+  /** The zone rollcall is authoritative for. */
+  dnsDomain: z
+    .string()
+    .transform((d) => `${d.toLowerCase().replace(/\.$/, '')}.`)
+    .pipe(z.string().regex(DNS_ZONE, 'must be a domain of DNS labels, e.g. rollcall. or svc.example.'))
+    .default('rollcall.'),
+  /** TTL of positive answers; also the SOA minimum, so the TTL of negative answers. 0 = do not cache. */
+  dnsTtl: z.coerce.number().int().min(0).max(86400).default(5),
+  /** The name server named in NS and SOA; default ns.<domain>. */
+  dnsNs: z
+    .string()
+    .transform((d) => `${d.toLowerCase().replace(/\.$/, '')}.`)
+    .pipe(z.string().regex(DNS_ZONE, 'must be a host name'))
+    .optional(),
+  /** An idle DNS-over-TCP connection is closed after this long. */
+  dnsTcpIdleMs: z.coerce.number().int().min(100).default(10_000),
+  /** Open DNS-over-TCP connections at most; more are closed at once. */
+  dnsTcpMaxConnections: z.coerce.number().int().min(1).default(256),
 }).refine((c) => c.headersTimeoutMs <= c.requestTimeoutMs, {
   message: 'must not exceed requestTimeoutMs (the headers are part of the request)',
   path: ['headersTimeoutMs'],
@@ -121,6 +149,10 @@ const ENV: Record<string, keyof Config> = {
   ROLLCALL_PROTECT_THRESHOLD: 'protectThreshold',
   ROLLCALL_PROTECT_MAX: 'protectMax',
   ROLLCALL_PROTECT_MIN_LAPSES: 'protectMinLapses',
+  ROLLCALL_DNS_LISTEN: 'dnsListen',
+  ROLLCALL_DNS_DOMAIN: 'dnsDomain',
+  ROLLCALL_DNS_TTL: 'dnsTtl',
+  ROLLCALL_DNS_NS: 'dnsNs',
 };
 
 /** Flags win over environment variables, which win over defaults. Throws a RollcallError naming bad settings. */

@@ -69,6 +69,27 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}) {
       help: 'Usable addresses of --service-cidr (network and broadcast excluded); alert before used reaches it',
       registers: [registry],
     }),
+    // DNS (src/dns)
+    dnsQueries: new Counter({
+      name: 'rollcall_dns_queries_total',
+      help: 'DNS messages handled, by question type, response code ("dropped": no answer sent) and transport',
+      labelNames: ['type', 'rcode', 'transport'] as const,
+      registers: [registry],
+    }),
+    dnsTruncated: new Counter({
+      name: 'rollcall_dns_truncated_total',
+      help: 'DNS responses sent with TC=1 because the answer did not fit',
+      labelNames: ['transport'] as const,
+      registers: [registry],
+    }),
+    dnsTcpConnections: new Gauge({ name: 'rollcall_dns_tcp_connections', help: 'Open DNS-over-TCP connections', registers: [registry] }),
+    dnsDuration: new Histogram({
+      name: 'rollcall_dns_query_duration_seconds',
+      help: 'Time from a DNS message read to its response encoded, by transport',
+      labelNames: ['transport'] as const,
+      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05],
+      registers: [registry],
+    }),
   };
 }
 

@@ -23,6 +23,10 @@ export function addServeCommand(program: Command) {
     .option('--protect-threshold <percent>', 'self-preservation starts past this percent of instances lapsed; 100 = off (default 15)')
     .option('--protect-max <duration>', 'self-preservation ends at the latest after this long (default 10m)')
     .option('--protect-min-lapses <n>', 'fewer lapses never start self-preservation (default 3)')
+    .option('--dns-listen <host:port>', 'answer DNS (UDP and TCP) on this address, e.g. 127.0.0.1:8600 (default off)')
+    .option('--dns-domain <domain>', 'the DNS zone rollcall answers for (default rollcall.)')
+    .option('--dns-ttl <seconds>', 'TTL of DNS answers, also the negative TTL; 0 allowed (default 5)')
+    .option('--dns-ns <name>', 'name server named in NS and SOA (default ns.<domain>)')
     .action(async (opts: Record<string, string | undefined>) => {
       let config;
       try {
@@ -44,6 +48,10 @@ export function addServeCommand(program: Command) {
             protectThreshold: opts.protectThreshold,
             protectMax: opts.protectMax,
             protectMinLapses: opts.protectMinLapses,
+            dnsListen: opts.dnsListen,
+            dnsDomain: opts.dnsDomain,
+            dnsTtl: opts.dnsTtl,
+            dnsNs: opts.dnsNs,
           },
           process.env,
         );

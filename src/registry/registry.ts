@@ -538,6 +538,11 @@ export function createRegistry(options: RegistryOptions) {
       return serviceRules.get(namespace, name);
     },
 
+    /** The Service of that name, or undefined: for adapters that answer "none" rather than 404 (DNS). */
+    findService(namespace: string, name: string): Readonly<ServiceRecord> | undefined {
+      return serviceRules.inNamespace(namespace).get(name);
+    },
+
     /** Deletes the Service and releases its address; the service's instances stay registered. */
     deleteService(namespace: string, name: string): void {
       serviceRules.delete(namespace, name);
@@ -551,6 +556,14 @@ export function createRegistry(options: RegistryOptions) {
     /** The --service-cidr in force and how much of it is used. */
     serviceCidrUsage() {
       return serviceRules.usage();
+    },
+
+    /**
+     * The live service → id → record maps of one namespace, not copied, for adapters that answer straight from
+     * memory (DNS). Read them synchronously and keep nothing: the next write changes them in place.
+     */
+    liveNamespace(namespace: string): ReadonlyMap<string, ReadonlyMap<string, Readonly<InstanceRecord>>> | undefined {
+      return namespaces.get(namespace);
     },
 
     /** Counts of instances by namespace/service/status, for metrics. */
