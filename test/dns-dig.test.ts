@@ -259,3 +259,19 @@ t.test('TCP limits: idle connections, oversized messages and too many connection
   first.destroy();
   second.destroy();
 });
+
+t.test('dig: a Service with a virtual IP answers its name with that address (clusterIP); SRV still lists instances', async (t) => {
+  const bin = requireDig(t);
+  if (!bin) return;
+  const s = await startDnsServer(t);
+  await s.register('shop', 'web', 'web-1', { address: '10.0.0.1', port: 8080 });
+  t.same(rdata((await dig(bin, s.dnsPort, 'web.shop.rollcall', 'A')).answer, 'A'), ['10.0.0.1'], 'headless before the Service exists');
+  const created = await api(`${s.url}/v1/namespaces/shop/services/web`, 'PUT', { ports: [{ name: 'http', port: 80 }] });
+  t.equal(created.status, 201);
+  const vip = created.body.virtualIP as string;
+  t.same(rdata((await dig(bin, s.dnsPort, 'web.shop.rollcall', 'A')).answer, 'A'), [vip], 'the virtual IP, in the next answer');
+  const named = await dig(bin, s.dnsPort, '_http._tcp.web.shop.rollcall', 'SRV');
+  t.same(rdata(named.answer, 'SRV'), ['0 1 8080 web-1.web.shop.rollcall.'], "the Service's named port lists the instances");
+  t.equal((await api(`${s.url}/v1/namespaces/shop/services/web`, 'DELETE')).status, 204);
+  t.same(rdata((await dig(bin, s.dnsPort, 'web.shop.rollcall', 'A')).answer, 'A'), ['10.0.0.1'], 'headless again once the Service is deleted');
+});
