@@ -7,12 +7,13 @@ export interface FollowSource {
   off(event: 'change', listener: () => void): unknown;
 }
 
-export interface FollowOptions {
+/** T is what a render produces: config text for the generators, a desired state for `rollcall proxy`. */
+export interface FollowOptions<T = string> {
   source: FollowSource;
   /** Renders the current state of the source. */
-  render: () => string;
+  render: () => T;
   /** Puts a rendered config in place (file + check + reload, or stdout). */
-  apply: (content: string) => Promise<void>;
+  apply: (content: T) => Promise<void>;
   debounceMs: number;
   maxDelayMs: number;
   /** A render or apply that threw; following continues with the next change. */
@@ -27,7 +28,7 @@ export interface Follower {
   stop(): Promise<void>;
 }
 
-export function followSource(options: FollowOptions): Follower {
+export function followSource<T = string>(options: FollowOptions<T>): Follower {
   let running: Promise<void> | null = null;
   let again = false;
   let stopped = false;

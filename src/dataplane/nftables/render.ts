@@ -1,0 +1,120 @@
+// The nftables data plane's ruleset, rendered from the desired state. Pure and deterministic (golden-tested, and
+// checked with `nft -c -f`). The shape follows kube-proxy's nftables proxier:
+// - one table, `ip rollcall`, owned by rollcall and replaced whole on every change (apply.ts);
+// - a verdict map `service-ips` from virtualIP . protocol . port to a per-service-port chain, looked up from
+//   the nat output hook (traffic this node originates) and the nat prerouting hook (traffic entering the node);
+// - the service chain spreads new connections by weight: `numgen random mod TOTAL` into weighted ranges, each
+//   range a goto to an endpoint chain that DNATs to address:port. Only a connection's first packet passes the nat
+//   hooks; conntrack keeps established connections on their instance when the rules change (draining);
+// - a service port with no routable instance sits in `no-endpoint-services` instead, looked up from filter hooks,
+//   and is rejected at once (TCP reset, ICMP port unreachable otherwise) so clients fail fast instead of hanging;
+// - traffic that entered the node and was DNATed is masqueraded, so a backend on another host answers through
+//   this node (kube-proxy does the same for external traffic). Locally originated traffic keeps its source.
+import { isIPv4 } from 'node:net';
+import type { DesiredState, ServicePort } from '../desired-state.js';
+
+export const TABLE_FAMILY = 'ip';
+export const TABLE_NAME = 'rollcall';
+/** Packet mark bit for "DNATed on the way in, masquerade on the way out" (kube-proxy uses the same bit). */
+export const MASQUERADE_MARK = 0x4000;
+
+// Hook priorities: filter chains run before the nat ones (dstnat = -100), as in kube-proxy.
+const PRIORITY = { dstnat: -100, filterBeforeNat: -110, filter: -10, srcnat: 100 } as const;
+
+export interface RenderResult {
+  ruleset: string;
+  /** What could not be rendered and why (an IPv6 virtual IP, a backend whose address is not IPv4). */
+  skipped: string[];
+}
+
+interface Endpoint {
+  chain: string;
+  address: string;
+  port: number;
+  weight: number;
+}
+
+/** `table ip rollcall { … }` for the given state; backends must already be IPv4 literals (see resolve.ts). */
+export function renderNftables(state: DesiredState): RenderResult {
+  const skipped: string[] = [];
+  const withBackends: { sp: ServicePort; endpoints: Endpoint[] }[] = [];
+  const without: ServicePort[] = [];
+  for (const sp of state.ports) {
+    if (!isIPv4(sp.virtualIP)) {
+      skipped.push(`${sp.key}: virtual IP ${sp.virtualIP} is not IPv4 (the nftables table is "ip")`);
+      continue;
+    }
+    if (sp.protocol !== 'tcp') {
+      skipped.push(`${sp.key}: protocol ${sp.protocol} is not supported`);
+      continue;
+    }
+    const endpoints = new Map<string, Endpoint>();
+    for (const b of sp.backends) {
+      if (!isIPv4(b.address)) {
+        skipped.push(`${sp.key}: instance ${b.id} address ${b.address} is not an IPv4 address`);
+        continue;
+      }
+      // Two instances on one address:port are one endpoint: their weights add up.
+      const id = `${b.address}/${b.port}`;
+      const existing = endpoints.get(id);
+      if (existing) existing.weight += b.weight;
+      else endpoints.set(id, { chain: `ep-${sp.key}/${id}`, address: b.address, port: b.port, weight: b.weight });
+    }
+    if (endpoints.size === 0) without.push(sp);
+    else withBackends.push({ sp, endpoints: [...endpoints.values()] });
+  }
+
+  const key = (sp: ServicePort) => `${sp.virtualIP} . ${sp.protocol} . ${sp.port}`;
+  const lines: string[] = [`table ${TABLE_FAMILY} ${TABLE_NAME} {`];
+  const block = (header: string, body: string[]) => {
+    lines.push(`\t${header} {`, ...body.map((l) => `\t\t${l}`), '\t}');
+  };
+  const elements = (items: string[]) => (items.length === 0 ? [] : [`elements = { ${items.join(',\n\t\t\t     ')} }`]);
+  const keyType = 'type ipv4_addr . inet_proto . inet_service';
+
+  block('map service-ips', [`${keyType} : verdict`, ...elements(withBackends.map(({ sp }) => `${key(sp)} : goto svc-${sp.key}`))]);
+  block('set service-ports', [keyType, ...elements(withBackends.map(({ sp }) => key(sp)))]);
+  block('map no-endpoint-services', [`${keyType} : verdict`, ...elements(without.map((sp) => `${key(sp)} : goto reject-chain`))]);
+
+  const lookupReject = 'ip daddr . meta l4proto . th dport vmap @no-endpoint-services';
+  const lookupService = 'ip daddr . meta l4proto . th dport vmap @service-ips';
+  block('chain reject-chain', ['meta l4proto tcp reject with tcp reset', 'reject']);
+  block('chain filter-output', [`type filter hook output priority ${PRIORITY.filterBeforeNat}; policy accept;`, lookupReject]);
+  block('chain filter-input', [`type filter hook input priority ${PRIORITY.filter}; policy accept;`, lookupReject]);
+  block('chain filter-forward', [`type filter hook forward priority ${PRIORITY.filter}; policy accept;`, lookupReject]);
+  block('chain nat-output', [`type nat hook output priority ${PRIORITY.dstnat}; policy accept;`, lookupService]);
+  block('chain nat-prerouting', [
+    `type nat hook prerouting priority ${PRIORITY.dstnat}; policy accept;`,
+    `ip daddr . meta l4proto . th dport @service-ports meta mark set meta mark | ${hex(MASQUERADE_MARK)}`,
+    lookupService,
+  ]);
+  block('chain nat-postrouting', [
+    `type nat hook postrouting priority ${PRIORITY.srcnat}; policy accept;`,
+    `meta mark & ${hex(MASQUERADE_MARK)} == ${hex(MASQUERADE_MARK)} ct status dnat masquerade`,
+  ]);
+
+  for (const { sp, endpoints } of withBackends) {
+    block(`chain svc-${sp.key}`, [spread(endpoints)]);
+    for (const ep of endpoints) block(`chain ${ep.chain}`, [`meta l4proto ${sp.protocol} dnat to ${ep.address}:${ep.port}`]);
+  }
+  lines.push('}', '');
+  return { ruleset: lines.join('\n'), skipped };
+}
+
+/** numgen over weighted ranges: an endpoint of weight w owns w consecutive values of [0, total). */
+function spread(endpoints: Endpoint[]): string {
+  if (endpoints.length === 1) return `goto ${endpoints[0]!.chain}`;
+  const total = endpoints.reduce((sum, ep) => sum + ep.weight, 0);
+  let next = 0;
+  const ranges = endpoints.map((ep) => {
+    const first = next;
+    next += ep.weight;
+    const range = ep.weight === 1 ? `${first}` : `${first}-${next - 1}`;
+    return `${range} : goto ${ep.chain}`;
+  });
+  return `numgen random mod ${total} vmap { ${ranges.join(', ')} }`;
+}
+
+function hex(n: number): string {
+  return `0x${n.toString(16).padStart(8, '0')}`;
+}
