@@ -22,6 +22,7 @@ import { createMetrics } from './metrics.js';
 import { systemClock, type Clock } from './registry/clock.js';
 import { startLeaseKeeper } from './registry/lease-keeper.js';
 import { createRegistry } from './registry/registry.js';
+import { parseCidr, type Cidr } from './registry/virtual-ips.js';
 import { createInstanceStore } from './store/instance-store.js';
 import { migrate, pendingMigrations } from './store/migrate.js';
 import { openDatabase, type Db } from './store/open.js';
@@ -56,6 +57,8 @@ export async function buildApp(deps: AppDeps) {
     hub,
     clock,
     maxExpiriesPerSweep: config.maxExpiriesPerSweep,
+    // Valid: loadConfig checked it.
+    serviceCidr: parseCidr(config.serviceCidr) as Cidr,
     onExpired: (n) => metrics.expiries.inc(n),
     onFatal: (err) => {
       app.log.fatal({ err }, 'a commit failed; exiting so the registry restarts from what is durable');
@@ -118,7 +121,7 @@ export async function buildApp(deps: AppDeps) {
       },
       tags: [
         { name: 'instances', description: 'Register, renew, update, deregister and list instances' },
-        { name: 'services', description: 'Services and namespaces' },
+        { name: 'services', description: 'Services (stable virtual IPs) and namespaces' },
         { name: 'watch', description: 'Change streams' },
         { name: 'render', description: 'Load balancer configs from the registry' },
         { name: 'ops', description: 'Health, readiness and metrics' },

@@ -1,6 +1,8 @@
 // Server configuration: one zod schema for flags and environment, with coercion and defaults. Pure.
 import { z } from 'zod';
 import { RollcallError } from './errors.js';
+import { DEFAULT_SERVICE_CIDR } from './registry/services.js';
+import { parseCidr } from './registry/virtual-ips.js';
 
 const MiB = 1024 * 1024;
 
@@ -21,6 +23,15 @@ export const configSchema = z.object({
   sweepMs: z.coerce.number().int().min(10).max(1000).default(200),
   heartbeatFlushMs: z.coerce.number().int().min(100).default(5000),
   maxExpiriesPerSweep: z.coerce.number().int().min(1).default(1000),
+  // Services (stable virtual addresses)
+  /** The range Services' virtual IPs come from; loopback by default so it works on one machine without root. */
+  serviceCidr: z
+    .string()
+    .default(DEFAULT_SERVICE_CIDR)
+    .superRefine((v, ctx) => {
+      const parsed = parseCidr(v);
+      if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
+    }),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -34,6 +45,7 @@ const ENV: Record<string, keyof Config> = {
   ROLLCALL_WATCH_BUFFER_BYTES: 'watchBufferBytes',
   ROLLCALL_TOKEN: 'token',
   ROLLCALL_LOG_LEVEL: 'logLevel',
+  ROLLCALL_SERVICE_CIDR: 'serviceCidr',
 };
 
 /** Flags win over environment variables, which win over defaults. Throws a RollcallError naming bad settings. */

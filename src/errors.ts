@@ -6,7 +6,12 @@ export const ERROR_CODES = {
   unauthorized: 401,
   not_found: 404,
   instance_not_found: 404,
+  service_not_found: 404,
   method_not_allowed: 405,
+  virtual_ip_taken: 409,
+  virtual_ip_immutable: 409,
+  service_cidr_full: 409,
+  virtual_ip_out_of_range: 422,
   body_too_large: 413,
   unsupported_media_type: 415,
   upgrade_required: 426,
@@ -40,5 +45,12 @@ export function instanceNotFound(namespace: string, service: string, id: string)
   return new RollcallError(
     'instance_not_found',
     `Instance "${id}" of service "${service}" in namespace "${namespace}" is not registered (unknown or its lease expired); register it again.`,
+  );
+}
+
+export function serviceNotFound(namespace: string, name: string): RollcallError {
+  return new RollcallError(
+    'service_not_found',
+    `Service "${name}" in namespace "${namespace}" does not exist (its instances, if any, are registered without a virtual address); create it with PUT.`,
   );
 }

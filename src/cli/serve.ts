@@ -12,6 +12,7 @@ export function addServeCommand(program: Command) {
     .option('--data-dir <dir>', 'where the SQLite database lives (default ./data)')
     .option('--history-size <n>', 'events kept for resuming watches (default 100000)')
     .option('--watch-buffer-bytes <n>', 'unsent bytes after which a slow watcher is closed (default 4194304)')
+    .option('--service-cidr <cidr>', 'range Service virtual IPs come from, IPv4 or IPv6 (default 127.77.0.0/16)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
     .action(async (opts: Record<string, string | undefined>) => {
       let config;
@@ -24,6 +25,7 @@ export function addServeCommand(program: Command) {
             historySize: opts.historySize,
             watchBufferBytes: opts.watchBufferBytes,
             logLevel: opts.logLevel,
+            serviceCidr: opts.serviceCidr,
           },
           process.env,
         );

@@ -6,7 +6,7 @@ import '@fastify/websocket';
 import { RollcallError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import type { Registry } from '../registry/registry.js';
-import { errorResponses, watchQuery } from '../schemas/api.js';
+import { errorResponses, parseResources, watchQuery } from '../schemas/api.js';
 import type { WatchHub } from '../watch/hub.js';
 import { startWatchSession, type WatchSink } from '../watch/session.js';
 
@@ -73,7 +73,7 @@ export const watchRoutes: FastifyPluginAsyncZod<WatchRoutesOptions> = async (app
     for (const res of streams) res.end();
   });
 
-  const common = (q: { namespace?: string | undefined; service?: string | undefined; bookmarkSeconds: number }) => ({
+  const common = (q: { namespace?: string | undefined; service?: string | undefined; resources?: string | undefined; bookmarkSeconds: number }) => ({
     registry,
     hub,
     maxBufferedBytes,
@@ -81,6 +81,7 @@ export const watchRoutes: FastifyPluginAsyncZod<WatchRoutesOptions> = async (app
     filter: {
       ...(q.namespace === undefined ? {} : { namespace: q.namespace }),
       ...(q.service === undefined ? {} : { service: q.service }),
+      resources: parseResources(q.resources),
     },
     onEventSent: () => metrics.watchEventsSent.inc(),
     onSlowConsumer: () => metrics.slowConsumerCloses.inc(),
@@ -94,8 +95,9 @@ export const watchRoutes: FastifyPluginAsyncZod<WatchRoutesOptions> = async (app
       summary: 'Watch changes (WebSocket upgrade, or Server-Sent Events with Accept: text/event-stream)',
       description: [
         'Messages (one JSON object per WebSocket message; SSE `event:` is the type, `id:` the revision):',
-        '- `{"type":"SNAPSHOT","revision":R,"items":[…]}` first when sinceRevision is absent;',
-        '- `{"type":"ADDED"|"MODIFIED"|"DELETED","revision":R,"reason":…,"instance":{…}}` for each change, in revision order;',
+        '- `{"type":"SNAPSHOT","revision":R,"items":[…]}` first when sinceRevision is absent (with `resources` including `services`, also `"services":[…]`; `items` is then `[]` unless `instances` is asked too);',
+        '- `{"type":"ADDED"|"MODIFIED"|"DELETED","revision":R,"reason":…,"instance":{…}}` for each instance change, in revision order;',
+        '- `{"type":"ADDED"|"MODIFIED"|"DELETED","revision":R,"reason":"created"|"updated"|"deleted","service":{…}}` for each Service change when `resources` includes `services`;',
         '- `{"type":"BOOKMARK","revision":R}` after bookmarkSeconds without events;',
         '- `{"type":"ERROR","code":"revision_compacted"|"revision_ahead","message":…}`, then the stream closes: list again.',
         'A watcher that does not keep up is closed with WebSocket code 4008 (slow_consumer) and resumes with sinceRevision.',

@@ -1,11 +1,14 @@
 // The registry's rules: registration, leases, revisions and what counts as a change. No HTTP, no SQL.
 import { instanceNotFound } from '../errors.js';
 import { DEFAULTS, type Instance, type PatchInput, type RegisterInput } from '../schemas/instance.js';
-import type { InstanceStore, StoredChange } from '../store/instance-store.js';
+import type { PutServiceInput, Service, WatchResource } from '../schemas/service.js';
+import type { InstanceStore } from '../store/instance-store.js';
 import type { WatchHub } from '../watch/hub.js';
 import type { Clock } from './clock.js';
 import { createLeaseQueue } from './leases.js';
-import { toApiInstance, type ChangeEvent, type InstanceRecord } from './types.js';
+import { createServiceRules } from './services.js';
+import { toApiInstance, type ChangeEvent, type InstanceRecord, type RegistryChange, type ServiceChangeEvent, type ServiceRecord } from './types.js';
+import type { Cidr } from './virtual-ips.js';
 
 export interface RegistryOptions {
   store: InstanceStore;
@@ -16,6 +19,8 @@ export interface RegistryOptions {
   onExpired?: (count: number) => void;
   /** A commit failed: memory is ahead of disk. The server exits so it restarts from what is durable. */
   onFatal?: (err: unknown) => void;
+  /** Where Services' virtual IPs come from (default 127.77.0.0/16). */
+  serviceCidr?: Cidr;
 }
 
 export interface ListFilter {
@@ -30,6 +35,9 @@ export interface ServiceSummary {
   name: string;
   instances: number;
   up: number;
+  /** Only for a service that has an explicit Service (a stable address). */
+  virtualIP?: string;
+  ports?: Service['ports'];
 }
 
 export interface NamespaceSummary {
@@ -88,7 +96,7 @@ export function createRegistry(options: RegistryOptions) {
   // published and the writers answered (they await settled()). Nothing is published that did not commit,
   // nothing committed is missed, and synchronous=FULL costs one fsync per batch instead of one per write.
   let committedRevision = revision;
-  let batch: { events: ChangeEvent[]; done: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | undefined;
+  let batch: { events: RegistryChange[]; done: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | undefined;
 
   function openBatch() {
     if (batch) return batch;
@@ -132,7 +140,7 @@ export function createRegistry(options: RegistryOptions) {
   function commit(drafts: { type: ChangeEvent['type']; reason: ChangeEvent['reason']; record: InstanceRecord }[]): ChangeEvent[] {
     if (drafts.length === 0) return [];
     let next = revision;
-    const changes: StoredChange[] = drafts.map(({ type, reason, record }) => {
+    const changes: { event: ChangeEvent; record: InstanceRecord }[] = drafts.map(({ type, reason, record }) => {
       next += 1;
       const stamped = type === 'DELETED' ? record : { ...record, revision: next };
       if (type === 'ADDED') stamped.createRevision = next;
@@ -152,6 +160,47 @@ export function createRegistry(options: RegistryOptions) {
     const events = changes.map((c) => c.event);
     open.events.push(...events);
     return events;
+  }
+
+  /**
+   * The write path for Services: the same batch, revision counter, event log and publication as instances.
+   * Returns the event, which carries the Service as committed.
+   */
+  function commitService(type: ServiceChangeEvent['type'], reason: ServiceChangeEvent['reason'], record: ServiceRecord): ServiceChangeEvent {
+    const next = revision + 1;
+    const stamped: ServiceRecord =
+      type === 'DELETED' ? record : { ...record, revision: next, createRevision: type === 'ADDED' ? next : record.createRevision };
+    const event: ServiceChangeEvent = { type, reason, revision: next, service: serviceRules.toApi(stamped) };
+    const open = openBatch();
+    store.commit([{ event, record: stamped }]);
+    revision = next;
+    serviceRules.apply(type, stamped);
+    open.events.push(event);
+    return event;
+  }
+
+  const serviceRules = createServiceRules({
+    ...(options.serviceCidr === undefined ? {} : { cidr: options.serviceCidr }),
+    restored: store.loadServices(),
+    now: () => clock.now(),
+    commit: commitService,
+  });
+
+  /** Event log access for watch resumption: instance events only unless `resources` says otherwise. */
+  function eventsAfter(filter: { namespace?: string; service?: string }, after: number, upTo: number, limit: number): ChangeEvent[];
+  function eventsAfter(
+    filter: { namespace?: string; service?: string; resources?: readonly WatchResource[] },
+    after: number,
+    upTo: number,
+    limit: number,
+  ): RegistryChange[];
+  function eventsAfter(
+    filter: { namespace?: string; service?: string; resources?: readonly WatchResource[] },
+    after: number,
+    upTo: number,
+    limit: number,
+  ): RegistryChange[] {
+    return store.readEvents(filter, after, upTo, limit);
   }
 
   /** The given fields over base: PUT applies them over the defaults, PATCH over the current registration. */
@@ -311,27 +360,66 @@ export function createRegistry(options: RegistryOptions) {
       return { revision: committedRevision, items };
     },
 
+    /**
+     * The services of a namespace: every name that has instances or an explicit Service (a Service with no
+     * instances lists with 0 counts; one with a Service also shows its virtualIP and ports).
+     */
     services(namespace: string): { revision: number; items: ServiceSummary[] } {
       const services = namespaces.get(namespace);
+      const explicit = serviceRules.inNamespace(namespace);
+      const names = new Set([...(services?.keys() ?? []), ...explicit.keys()]);
       const items: ServiceSummary[] = [];
-      for (const name of [...(services?.keys() ?? [])].sort()) {
-        const ids = services!.get(name)!;
+      for (const name of [...names].sort()) {
+        const ids = services?.get(name);
         let up = 0;
-        for (const r of ids.values()) if (r.status === 'up') up++;
-        items.push({ name, instances: ids.size, up });
+        for (const r of ids?.values() ?? []) if (r.status === 'up') up++;
+        const item: ServiceSummary = { name, instances: ids?.size ?? 0, up };
+        const svc = explicit.get(name);
+        if (svc) {
+          item.virtualIP = svc.virtualIP;
+          item.ports = svc.ports;
+        }
+        items.push(item);
       }
       return { revision: committedRevision, items };
     },
 
+    /** Namespaces with instances or Services; `services` counts names that have either. */
     namespaces(): { revision: number; items: NamespaceSummary[] } {
       const items: NamespaceSummary[] = [];
-      for (const name of [...namespaces.keys()].sort()) {
-        const services = namespaces.get(name)!;
+      const names = new Set([...namespaces.keys(), ...serviceRules.namespaces()]);
+      for (const name of [...names].sort()) {
+        const services = namespaces.get(name);
         let instances = 0;
-        for (const ids of services.values()) instances += ids.size;
-        items.push({ name, services: services.size, instances });
+        for (const ids of services?.values() ?? []) instances += ids.size;
+        const serviceNames = new Set([...(services?.keys() ?? []), ...serviceRules.inNamespace(name).keys()]);
+        items.push({ name, services: serviceNames.size, instances });
       }
       return { revision: committedRevision, items };
+    },
+
+    /** PUT a Service: created=true when new. An identical PUT changes nothing (no revision, no event). */
+    putService(namespace: string, name: string, input: PutServiceInput): { service: Service; created: boolean } {
+      return serviceRules.put(namespace, name, input);
+    },
+
+    getService(namespace: string, name: string): Service {
+      return serviceRules.get(namespace, name);
+    },
+
+    /** Deletes the Service and releases its address; the service's instances stay registered. */
+    deleteService(namespace: string, name: string): void {
+      serviceRules.delete(namespace, name);
+    },
+
+    /** Services for a watch snapshot (every namespace, one, or one Service), sorted by namespace then name. */
+    serviceSnapshot(filter: { namespace?: string; service?: string }): Service[] {
+      return serviceRules.list(filter);
+    },
+
+    /** The --service-cidr in force and how much of it is used. */
+    serviceCidrUsage() {
+      return serviceRules.usage();
     },
 
     /** Counts of instances by namespace/service/status, for metrics. */
@@ -374,10 +462,7 @@ export function createRegistry(options: RegistryOptions) {
       return marks.length;
     },
 
-    /** Event log access for watch resumption. */
-    eventsAfter(filter: { namespace?: string; service?: string }, after: number, upTo: number, limit: number): ChangeEvent[] {
-      return store.readEvents(filter, after, upTo, limit);
-    },
+    eventsAfter,
 
     compactedRevision(): number {
       return store.compactedRevision();

@@ -1,6 +1,7 @@
 // Request and response shapes of the HTTP API, declared once for validation, types and OpenAPI.
 import { z } from 'zod';
 import { instance, instanceId, instanceStatus, namespaceName, serviceName } from './instance.js';
+import { servicePort, WATCH_RESOURCES, type WatchResource } from './service.js';
 
 export const errorBody = z
   .object({
@@ -58,7 +59,15 @@ export const instanceList = z
 export const serviceList = z
   .object({
     revision: z.int(),
-    items: z.array(z.object({ name: z.string(), instances: z.int(), up: z.int() })),
+    items: z.array(
+      z.object({
+        name: z.string(),
+        instances: z.int(),
+        up: z.int(),
+        virtualIP: z.string().optional().meta({ description: 'Only when the service has an explicit Service (PUT …/services/{service})' }),
+        ports: z.array(servicePort).optional().meta({ description: 'Only when the service has an explicit Service' }),
+      }),
+    ),
   })
   .meta({ id: 'ServiceList' });
 
@@ -68,6 +77,14 @@ export const namespaceList = z
     items: z.array(z.object({ name: z.string(), services: z.int(), instances: z.int() })),
   })
   .meta({ id: 'NamespaceList' });
+
+const RESOURCES_LIST = new RegExp(`^(${WATCH_RESOURCES.join('|')})(,(${WATCH_RESOURCES.join('|')}))*$`);
+
+/** The `resources` query parameter as a list without repeats; instances only when absent. */
+export function parseResources(value: string | undefined): WatchResource[] {
+  if (value === undefined) return ['instances'];
+  return [...new Set(value.split(',') as WatchResource[])];
+}
 
 export const watchQuery = z
   .object({
@@ -79,6 +96,11 @@ export const watchQuery = z
       .min(0)
       .optional()
       .meta({ description: 'Resume: every matching event after this revision, then live events; no snapshot' }),
+    resources: z
+      .string()
+      .regex(RESOURCES_LIST, `must be a comma-separated list of ${WATCH_RESOURCES.join(' and ')}`)
+      .optional()
+      .meta({ description: 'What to follow: `instances` (the default), `services`, or `services,instances`', example: 'services,instances' }),
     bookmarkSeconds: z.coerce
       .number()
       .int()

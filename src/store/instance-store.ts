@@ -1,7 +1,10 @@
-// The only module that speaks SQL about instances, the revision and the event log.
+// The only module that speaks SQL about instances, the revision and the event log (whose events are about
+// instances or Services; Service rows are written by service-store.ts inside the same transaction).
 import type { Instance } from '../schemas/instance.js';
-import type { ChangeEvent, InstanceRecord } from '../registry/types.js';
+import type { Service, WatchResource } from '../schemas/service.js';
+import type { ChangeEvent, InstanceRecord, RegistryChange, ServiceChangeEvent, ServiceRecord } from '../registry/types.js';
 import type { Db } from './open.js';
+import { createServiceStore } from './service-store.js';
 
 interface InstanceRow {
   namespace: string;
@@ -23,15 +26,25 @@ interface InstanceRow {
 
 interface EventRow {
   revision: number;
-  type: ChangeEvent['type'];
-  reason: ChangeEvent['reason'];
-  instance: string;
+  kind: EventKind;
+  type: RegistryChange['type'];
+  reason: RegistryChange['reason'];
+  object: string;
 }
 
+/** The events table's `kind` column. */
+type EventKind = 'instance' | 'service';
+
 /** A change to commit: the record to write (or delete) and the event that tells watchers about it. */
-export interface StoredChange {
-  event: ChangeEvent;
-  record: InstanceRecord;
+export type StoredChange = { event: ChangeEvent; record: InstanceRecord } | { event: ServiceChangeEvent; record: ServiceRecord };
+
+/** Which kinds of events a reader wants; instances only when not said. */
+export type EventKinds = readonly WatchResource[];
+
+function kindParams(kinds: EventKinds): [EventKind, EventKind] {
+  // The statements test `kind IN (?, ?)`: one kind is passed twice, so one prepared statement serves every choice.
+  const wanted = kinds.map((k): EventKind => (k === 'services' ? 'service' : 'instance'));
+  return [wanted[0] ?? 'instance', wanted[1] ?? wanted[0] ?? 'instance'];
 }
 
 export interface HeartbeatMark {
@@ -59,30 +72,42 @@ export function createInstanceStore(db: Db, options: { historySize: number }) {
       revision = excluded.revision, create_revision = excluded.create_revision`);
   const remove = db.prepare('DELETE FROM instances WHERE namespace = ? AND service = ? AND id = ?');
   const appendEvent = db.prepare(
-    'INSERT INTO events (revision, type, reason, namespace, service, instance) VALUES (?, ?, ?, ?, ?, ?)',
+    'INSERT INTO events (revision, kind, type, reason, namespace, service, object) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );
+  const services = createServiceStore(db);
   const getCounter = db.prepare('SELECT value FROM counters WHERE name = ?').pluck();
   const setCounter = db.prepare('UPDATE counters SET value = ? WHERE name = ?');
   const trimEvents = db.prepare('DELETE FROM events WHERE revision <= ?');
   const markHeartbeat = db.prepare(
     'UPDATE instances SET last_heartbeat_at = ? WHERE namespace = ? AND service = ? AND id = ?',
   );
-  const eventsAll = db.prepare('SELECT revision, type, reason, instance FROM events WHERE revision > ? AND revision <= ? ORDER BY revision LIMIT ?');
+  const eventsAll = db.prepare(
+    'SELECT revision, kind, type, reason, object FROM events WHERE kind IN (?, ?) AND revision > ? AND revision <= ? ORDER BY revision LIMIT ?',
+  );
   const eventsNs = db.prepare(
-    'SELECT revision, type, reason, instance FROM events WHERE namespace = ? AND revision > ? AND revision <= ? ORDER BY revision LIMIT ?',
+    'SELECT revision, kind, type, reason, object FROM events WHERE kind IN (?, ?) AND namespace = ? AND revision > ? AND revision <= ? ORDER BY revision LIMIT ?',
   );
   const eventsSvc = db.prepare(
-    'SELECT revision, type, reason, instance FROM events WHERE namespace = ? AND service = ? AND revision > ? AND revision <= ? ORDER BY revision LIMIT ?',
+    'SELECT revision, kind, type, reason, object FROM events WHERE kind IN (?, ?) AND namespace = ? AND service = ? AND revision > ? AND revision <= ? ORDER BY revision LIMIT ?',
   );
   const lastChangeByService = db.prepare(
-    'SELECT namespace, service, MAX(revision) AS revision FROM events GROUP BY namespace, service',
+    'SELECT kind, namespace, service, MAX(revision) AS revision FROM events GROUP BY kind, namespace, service',
   );
 
   const commitTx = db.transaction((changes: StoredChange[]) => {
-    for (const { event, record } of changes) {
-      if (event.type === 'DELETED') remove.run(record.namespace, record.service, record.id);
-      else upsert.run(toRow(record));
-      appendEvent.run(event.revision, event.type, event.reason, record.namespace, record.service, JSON.stringify(event.instance));
+    for (const change of changes) {
+      const { event } = change;
+      if ('service' in event) {
+        const record = change.record as ServiceRecord;
+        if (event.type === 'DELETED') services.remove(record);
+        else services.save(record);
+        appendEvent.run(event.revision, 'service', event.type, event.reason, record.namespace, record.name, JSON.stringify(event.service));
+      } else {
+        const record = change.record as InstanceRecord;
+        if (event.type === 'DELETED') remove.run(record.namespace, record.service, record.id);
+        else upsert.run(toRow(record));
+        appendEvent.run(event.revision, 'instance', event.type, event.reason, record.namespace, record.service, JSON.stringify(event.instance));
+      }
     }
     const last = changes[changes.length - 1];
     if (!last) return;
@@ -114,6 +139,9 @@ export function createInstanceStore(db: Db, options: { historySize: number }) {
     loadInstances(): Omit<InstanceRecord, 'expiresAt'>[] {
       return (selectAll.all() as InstanceRow[]).map(fromRow);
     },
+    loadServices(): ServiceRecord[] {
+      return services.load();
+    },
     revision(): number {
       return getCounter.get('revision') as number;
     },
@@ -128,23 +156,34 @@ export function createInstanceStore(db: Db, options: { historySize: number }) {
     saveHeartbeats(marks: HeartbeatMark[]): void {
       if (marks.length > 0) heartbeatTx(marks);
     },
-    /** Events with after < revision <= upTo, oldest first, at most limit, optionally for one namespace/service. */
-    readEvents(filter: { namespace?: string; service?: string }, after: number, upTo: number, limit: number): ChangeEvent[] {
+    /**
+     * Events with after < revision <= upTo, oldest first, at most limit, optionally for one namespace/service,
+     * of the given kinds (instances only by default).
+     */
+    readEvents(
+      filter: { namespace?: string; service?: string; resources?: EventKinds },
+      after: number,
+      upTo: number,
+      limit: number,
+    ): RegistryChange[] {
+      const kinds = kindParams(filter.resources ?? ['instances']);
       const rows = (filter.namespace === undefined
-        ? eventsAll.all(after, upTo, limit)
+        ? eventsAll.all(...kinds, after, upTo, limit)
         : filter.service === undefined
-          ? eventsNs.all(filter.namespace, after, upTo, limit)
-          : eventsSvc.all(filter.namespace, filter.service, after, upTo, limit)) as EventRow[];
-      return rows.map((r) => ({
-        type: r.type,
-        revision: r.revision,
-        reason: r.reason,
-        instance: JSON.parse(r.instance) as Instance,
-      }));
+          ? eventsNs.all(...kinds, filter.namespace, after, upTo, limit)
+          : eventsSvc.all(...kinds, filter.namespace, filter.service, after, upTo, limit)) as EventRow[];
+      return rows.map((r): RegistryChange =>
+        r.kind === 'service'
+          ? { type: r.type, revision: r.revision, reason: r.reason as ServiceChangeEvent['reason'], service: JSON.parse(r.object) as Service }
+          : { type: r.type, revision: r.revision, reason: r.reason as ChangeEvent['reason'], instance: JSON.parse(r.object) as Instance },
+      );
     },
-    /** Last change revision per service still in the log, to seed long-poll indexes after a restart. */
-    lastChangeByService(): { namespace: string; service: string; revision: number }[] {
-      return lastChangeByService.all() as { namespace: string; service: string; revision: number }[];
+    /** Last change revision per kind and service still in the log, to seed long-poll indexes after a restart. */
+    lastChangeByService(): { kind: WatchResource; namespace: string; service: string; revision: number }[] {
+      return (lastChangeByService.all() as { kind: EventKind; namespace: string; service: string; revision: number }[]).map((r) => ({
+        ...r,
+        kind: r.kind === 'service' ? 'services' : 'instances',
+      }));
     },
   };
 }

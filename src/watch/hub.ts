@@ -1,9 +1,18 @@
 // Fan-out of committed changes to watchers (WebSocket, SSE, long-poll), in commit order.
-import type { ChangeEvent } from '../registry/types.js';
+import { changeScope, isServiceChange, type RegistryChange } from '../registry/types.js';
+import type { WatchResource } from '../schemas/service.js';
 
 export interface WatchFilter {
   namespace?: string;
   service?: string;
+  /** Kinds of change wanted; instances only when omitted, so watchers from before Services see no change. */
+  resources?: readonly WatchResource[];
+}
+
+const DEFAULT_RESOURCES: readonly WatchResource[] = ['instances'];
+
+export function wantsKind(filter: WatchFilter, kind: WatchResource): boolean {
+  return (filter.resources ?? DEFAULT_RESOURCES).includes(kind);
 }
 
 /**
@@ -13,16 +22,19 @@ export interface WatchFilter {
 export class PublishedEvent {
   private jsonBytes?: Buffer;
   private sseBytes?: Buffer;
-  constructor(readonly event: ChangeEvent) {}
+  readonly kind: WatchResource;
+  constructor(readonly event: RegistryChange) {
+    this.kind = changeScope(event).kind;
+  }
 
   get json(): Buffer {
+    const { type, revision, reason } = this.event;
     this.jsonBytes ??= Buffer.from(
-      JSON.stringify({
-        type: this.event.type,
-        revision: this.event.revision,
-        reason: this.event.reason,
-        instance: this.event.instance,
-      }),
+      JSON.stringify(
+        isServiceChange(this.event)
+          ? { type, revision, reason, service: this.event.service }
+          : { type, revision, reason, instance: this.event.instance },
+      ),
     );
     return this.jsonBytes;
   }
@@ -50,10 +62,8 @@ export function createWatchHub() {
   const everything = new Set<Deliver>();
   const byNamespace = new Map<string, Set<Deliver>>();
   const byService = new Map<string, Map<string, Set<Deliver>>>();
-  // Last change revision per namespace and per service, for long-poll ("changed after N?").
-  const lastByNamespace = new Map<string, number>();
-  const lastByService = new Map<string, Map<string, number>>();
-  let lastAny = 0;
+  // Last change revision per kind, namespace and service, for long-poll ("changed after N?").
+  const last = { instances: newLastIndex(), services: newLastIndex() };
   let published = 0;
 
   function bucket(filter: WatchFilter): Set<Deliver> {
@@ -81,30 +91,36 @@ export function createWatchHub() {
     if (services?.size === 0) byService.delete(filter.namespace);
   }
 
-  function noteChange(namespace: string, service: string, revision: number) {
-    lastAny = revision;
-    lastByNamespace.set(namespace, revision);
-    let services = lastByService.get(namespace);
-    if (!services) lastByService.set(namespace, (services = new Map()));
+  function noteChange(kind: WatchResource, namespace: string, service: string, revision: number) {
+    const index = last[kind];
+    index.any = revision;
+    index.byNamespace.set(namespace, revision);
+    let services = index.byService.get(namespace);
+    if (!services) index.byService.set(namespace, (services = new Map()));
     services.set(service, revision);
   }
 
   return {
-    /** Calls deliver for every later event matching filter, synchronously in publish order. */
+    /** Calls deliver for every later event matching filter (its kinds too), synchronously in publish order. */
     subscribe(filter: WatchFilter, deliver: Deliver): () => void {
       const set = bucket(filter);
-      set.add(deliver);
+      // Buckets index by place only; the kind test is one array lookup per delivery.
+      const kinds = filter.resources ?? DEFAULT_RESOURCES;
+      const gated: Deliver = (e) => {
+        if (kinds.includes(e.kind)) deliver(e);
+      };
+      set.add(gated);
       return () => {
-        set.delete(deliver);
+        set.delete(gated);
         release(filter, set);
       };
     },
 
     /** Called by the registry right after a commit, with that commit's events in revision order. */
-    publish(events: ChangeEvent[]) {
+    publish(events: RegistryChange[]) {
       for (const event of events) {
-        const { namespace, service } = event.instance;
-        noteChange(namespace, service, event.revision);
+        const { kind, namespace, service } = changeScope(event);
+        noteChange(kind, namespace, service, event.revision);
         published++;
         const wire = new PublishedEvent(event);
         // Copy each set before calling out: a deliver may unsubscribe (slow consumer closed) mid-loop.
@@ -116,16 +132,25 @@ export function createWatchHub() {
       }
     },
 
-    /** Seeds the last-change index from the event log at startup. */
-    seedLastChange(rows: { namespace: string; service: string; revision: number }[]) {
-      for (const r of [...rows].sort((a, b) => a.revision - b.revision)) noteChange(r.namespace, r.service, r.revision);
+    /** Seeds the last-change index from the event log at startup (rows without a kind are instance changes). */
+    seedLastChange(rows: { kind?: WatchResource; namespace: string; service: string; revision: number }[]) {
+      for (const r of [...rows].sort((a, b) => a.revision - b.revision)) noteChange(r.kind ?? 'instances', r.namespace, r.service, r.revision);
     },
 
-    /** Revision of the last change that matches filter (0 when none is known). */
+    /** Revision of the last change that matches filter, of any kind it wants (0 when none is known). */
     lastChange(filter: WatchFilter): number {
-      if (filter.namespace === undefined) return lastAny;
-      if (filter.service === undefined) return lastByNamespace.get(filter.namespace) ?? 0;
-      return lastByService.get(filter.namespace)?.get(filter.service) ?? 0;
+      let newest = 0;
+      for (const kind of filter.resources ?? DEFAULT_RESOURCES) {
+        const index = last[kind];
+        const rev =
+          filter.namespace === undefined
+            ? index.any
+            : filter.service === undefined
+              ? (index.byNamespace.get(filter.namespace) ?? 0)
+              : (index.byService.get(filter.namespace)?.get(filter.service) ?? 0);
+        newest = Math.max(newest, rev);
+      }
+      return newest;
     },
 
     /**
@@ -160,3 +185,7 @@ export function createWatchHub() {
 }
 
 export type WatchHub = ReturnType<typeof createWatchHub>;
+
+function newLastIndex() {
+  return { any: 0, byNamespace: new Map<string, number>(), byService: new Map<string, Map<string, number>>() };
+}

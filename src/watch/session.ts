@@ -2,7 +2,7 @@
 // Shared by the WebSocket and Server-Sent Events transports, which differ only in framing (the sink).
 import type { Registry } from '../registry/registry.js';
 import type { Instance } from '../schemas/instance.js';
-import { PublishedEvent, type WatchFilter, type WatchHub } from './hub.js';
+import { PublishedEvent, wantsKind, type WatchFilter, type WatchHub } from './hub.js';
 
 export type WatchErrorCode = 'revision_compacted' | 'revision_ahead';
 
@@ -106,9 +106,12 @@ export function startWatchSession(options: WatchSessionOptions): { stop(): void 
     if (since === undefined) {
       // Snapshot and subscription happen in one synchronous step with nothing uncommitted in memory:
       // no change can fall between them or be counted twice.
-      const snapshot = registry.snapshot(filter);
+      // `items` (instances) is always there, empty when only Services are watched; `services` only when asked.
+      const snapshot = wantsKind(filter, 'instances') ? registry.snapshot(filter) : { revision: registry.revision, items: [] };
+      const message: Record<string, unknown> = { type: 'SNAPSHOT', revision: snapshot.revision, items: snapshot.items satisfies Instance[] };
+      if (wantsKind(filter, 'services')) message.services = registry.serviceSnapshot(filter);
       unsubscribe = hub.subscribe(filter, deliver);
-      sink.sendMessage({ type: 'SNAPSHOT', revision: snapshot.revision, items: snapshot.items satisfies Instance[] }, snapshot.revision);
+      sink.sendMessage(message, snapshot.revision);
       lastSentAt = Date.now();
       if (sink.buffered() > maxBufferedBytes) return tooSlow();
     } else if (since > registry.revision) {
