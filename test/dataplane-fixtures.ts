@@ -3,8 +3,10 @@ import type { ServiceRecord } from '../src/dataplane/desired-state.js';
 import type { Instance } from '../src/schemas/instance.js';
 import { inst } from './generators-fixtures.js';
 
-export function svc(name: string, virtualIP: string, ports: ServiceRecord['ports'], namespace = 'shop'): ServiceRecord {
-  return { namespace, name, virtualIP, ports };
+type PortInput = { name?: string; port: number; targetPort?: number; protocol: 'tcp' };
+
+export function svc(name: string, virtualIP: string, ports: PortInput[], namespace = 'shop'): ServiceRecord {
+  return { namespace, name, virtualIP, ports: ports.map((p) => ({ name: p.name ?? null, targetPort: p.targetPort ?? null, port: p.port, protocol: p.protocol })) };
 }
 
 export const SERVICES: ServiceRecord[] = [

@@ -1,15 +1,11 @@
 // What every virtualIP:port should reach, computed from Services and their instances. Pure: the control loop
 // calls it on each (debounced) change and hands the result to one data plane.
 import type { Instance } from '../schemas/instance.js';
+import type { Service } from '../schemas/service.js';
 import { compareInstances, isRoutable } from '../client/routing.js';
 
 /** The part of a Service (the registry's resource of issue 8) the data planes need. */
-export interface ServiceRecord {
-  namespace: string;
-  name: string;
-  virtualIP: string;
-  ports: { name?: string | undefined; port: number; targetPort?: number | undefined; protocol: string }[];
-}
+export type ServiceRecord = Pick<Service, 'namespace' | 'name' | 'virtualIP' | 'ports'>;
 
 export interface Backend {
   /** Instance id, stable across changes: the userspace picker keys its round-robin state on it. */
@@ -26,7 +22,7 @@ export interface ServicePort {
   key: string;
   namespace: string;
   service: string;
-  portName?: string | undefined;
+  portName: string | null;
   virtualIP: string;
   port: number;
   protocol: string;
@@ -68,7 +64,7 @@ export function computeDesiredState(services: readonly ServiceRecord[], instance
         key: servicePortKey(svc.namespace, svc.name, p.port),
         namespace: svc.namespace,
         service: svc.name,
-        ...(p.name !== undefined ? { portName: p.name } : {}),
+        portName: p.name,
         virtualIP: svc.virtualIP,
         port: p.port,
         protocol: p.protocol,

@@ -6,8 +6,8 @@
 // - the service chain spreads new connections by weight: `numgen random mod TOTAL` into weighted ranges, each
 //   range a goto to an endpoint chain that DNATs to address:port. Only a connection's first packet passes the nat
 //   hooks; conntrack keeps established connections on their instance when the rules change (draining);
-// - a service port with no routable instance sits in `no-endpoint-services` instead, looked up from filter hooks,
-//   and is rejected at once (TCP reset, ICMP port unreachable otherwise) so clients fail fast instead of hanging;
+// - a service port with no routable instance sits in `no-endpoint-services` instead, looked up from filter hooks
+//   for new connections only, and is rejected at once (TCP reset, ICMP port unreachable otherwise) so clients fail fast instead of hanging;
 // - traffic that entered the node and was DNATed is masqueraded, so a backend on another host answers through
 //   this node (kube-proxy does the same for external traffic). Locally originated traffic keeps its source.
 import { isIPv4 } from 'node:net';
@@ -76,7 +76,9 @@ export function renderNftables(state: DesiredState): RenderResult {
   block('set service-ports', [keyType, ...elements(withBackends.map(({ sp }) => key(sp)))]);
   block('map no-endpoint-services', [`${keyType} : verdict`, ...elements(without.map((sp) => `${key(sp)} : goto reject-chain`))]);
 
-  const lookupReject = 'ip daddr . meta l4proto . th dport vmap @no-endpoint-services';
+  // Only new connections: packets of a connection opened before its last instance left still carry the virtual IP
+  // here (NAT is applied later, at dstnat), and must keep flowing to it (conntrack), not be reset.
+  const lookupReject = 'ct state new ip daddr . meta l4proto . th dport vmap @no-endpoint-services';
   const lookupService = 'ip daddr . meta l4proto . th dport vmap @service-ips';
   block('chain reject-chain', ['meta l4proto tcp reject with tcp reset', 'reject']);
   block('chain filter-output', [`type filter hook output priority ${PRIORITY.filterBeforeNat}; policy accept;`, lookupReject]);
