@@ -1,4 +1,4 @@
-# rollcall: one image for the registry (`serve`), the config followers (`render … --watch`) and the agent.
+# rollcall: one image for the registry (`serve`), the config followers (`render … --watch`), the agent and `proxy`.
 # Build: docker build -t rollcall .   Run: docker run -p 7400:7400 -v rollcall-data:/data rollcall
 
 FROM node:20-slim AS build
@@ -16,6 +16,10 @@ RUN npm run build && npm prune --omit=dev
 FROM node:20-slim
 WORKDIR /app
 ENV NODE_ENV=production
+# nft for `rollcall proxy --mode nftables` (the node service in docker-compose.yml).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nftables \
+ && rm -rf /var/lib/apt/lists/*
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
 COPY package.json openapi.yaml ./

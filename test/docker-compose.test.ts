@@ -16,6 +16,8 @@ interface Service {
   volumes?: string[];
   pid?: string;
   depends_on?: string[];
+  cap_add?: string[];
+  network_mode?: string;
 }
 
 function flag(command: string[], name: string): string | undefined {
@@ -26,7 +28,7 @@ function flag(command: string[], name: string): string | undefined {
 t.test('docker-compose.yml', async (t) => {
   const doc = parse(await readFile(join(ROOT, 'docker-compose.yml'), 'utf8')) as { services: Record<string, Service>; volumes: Record<string, unknown> };
   const services = doc.services;
-  t.same(Object.keys(services).sort(), ['demo-1', 'demo-2', 'haproxy', 'haproxy-render', 'nginx', 'nginx-render', 'registry']);
+  t.same(Object.keys(services).sort(), ['client', 'demo-1', 'demo-2', 'demo-service', 'haproxy', 'haproxy-render', 'nginx', 'nginx-render', 'node', 'registry']);
   t.same(Object.keys(doc.volumes).sort(), ['haproxy-conf', 'nginx-conf', 'registry-data']);
 
   const registry = services.registry as Service;
@@ -76,6 +78,31 @@ t.test('docker-compose.yml', async (t) => {
     t.ok(cmd.includes('--') && app.length > 0, 'the app command follows --');
     t.match(app.join(' '), new RegExp(`listen\\(${port}\\)`), 'the app listens on the registered port');
   }
+  // Network-side discovery: a node running `rollcall proxy` in nftables mode, and a client in its network
+  // namespace calling the Service by its virtual address.
+  const serviceCidr = flag(registry.command ?? [], '--service-cidr') ?? '';
+  t.match(serviceCidr, /^10\.96\.0\.0\/16$/, 'virtual IPs from a routable range (DNAT of loopback to other hosts would need route_localnet)');
+  const node = services.node as Service;
+  const nodeCmd = node.command ?? [];
+  t.equal(node.image, rollcallImage);
+  t.same(nodeCmd.slice(0, 3), ['proxy', '--mode', 'nftables'], 'the node runs rollcall proxy with the kernel data plane');
+  t.equal(flag(nodeCmd, '--registry'), 'http://registry:7400');
+  t.ok(node.cap_add?.includes('NET_ADMIN'), 'nft needs NET_ADMIN');
+  const metricsPort = (flag(nodeCmd, '--metrics-listen') ?? '').split(':').at(-1);
+  t.ok(node.ports?.some((p) => p.endsWith(`:${metricsPort}`)), `metrics published (${metricsPort})`);
+
+  const demoService = (services['demo-service']?.command ?? []).join(' ');
+  const vip = /virtualIP: '([\d.]+)'/.exec(demoService)?.[1] ?? '';
+  t.match(demoService, /\/v1\/namespaces\/default\/services\/demo'/, 'demo-service creates the Service demo');
+  t.match(demoService, /ports: \[\{port: 80, targetPort: 8000\}\]/, 'port 80 → the demo apps\' 8000');
+  t.ok(vip.startsWith('10.96.'), `its virtual IP ${vip} is inside --service-cidr`);
+  for (const name of ['demo-1', 'demo-2']) t.equal(flag(services[name]?.command ?? [], '--port'), '8000', `${name} serves on the targetPort`);
+
+  const client = services.client as Service;
+  t.equal(client.network_mode, 'service:node', "the client lives in the node's network namespace, where the rules are");
+  t.match((client.command ?? []).join(' '), new RegExp(`fetch\\('http://${vip.replace(/\./g, '\\.')}/'\\)`), 'and calls the virtual address, port 80');
+  t.ok(client.depends_on?.includes('node'));
+
 });
 
 t.test('Dockerfile', async (t) => {
@@ -87,6 +114,8 @@ t.test('Dockerfile', async (t) => {
   t.match(text, /^ENTRYPOINT \["rollcall"\]$/m);
   t.match(text, /^CMD \["serve", "--host", "0\.0\.0\.0", "--port", "7400", "--data-dir", "\/data"\]$/m);
   t.match(text, /^COPY migrations \.\/migrations$/m, 'migrations ship with the image');
+  t.match(text.slice(text.lastIndexOf('FROM ')), /apt-get install[^\n]*nftables/, 'the runtime image has nft (rollcall proxy --mode nftables)');
   const ignore = await readFile(join(ROOT, '.dockerignore'), 'utf8');
   for (const entry of ['node_modules', 'dist', '.git']) t.ok(ignore.split('\n').includes(entry), `.dockerignore leaves out ${entry}`);
+
 });
