@@ -5,6 +5,8 @@
 //   live:     heartbeats by the client library; a registry that is down or lost us is retried in the background
 //   SIGTERM/SIGINT: `draining`, wait --drain-seconds, forward the signal, wait for CMD, deregister, exit with its code
 //   CMD exits by itself: deregister, exit with its code
+//   --env-services: before anything else, read the namespace's Services once and start CMD with
+//                   <SVC>_SERVICE_HOST / _SERVICE_PORT / _SERVICE_PORT_<NAME> (as the kubelet does)
 //
 // CMD runs in its own process group (detached), so a Ctrl-C in a terminal reaches the agent only and CMD
 // gets the signal after draining, as it does under an orchestrator that signals the agent alone. The price:
@@ -14,9 +16,10 @@ import net from 'node:net';
 import os from 'node:os';
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { createClient, type RegisterOptions, type Registration } from '../client/index.js';
+import { createClient, isRetryable, type RegisterOptions, type Registration, type RollcallClient } from '../client/index.js';
 import { DEFAULT_REGISTRY_URL, collect, defaultAddress } from './options.js';
 import { hostPort } from './output.js';
+import { fetchEnvServices, parseServiceSelection, selectServices, serviceEnv } from './service-env.js';
 
 interface AgentFlags {
   registry: string;
@@ -33,6 +36,7 @@ interface AgentFlags {
   weight?: string;
   readyHttp?: string;
   drainSeconds: string;
+  envServices?: string;
 }
 
 export interface AgentPlan {
@@ -41,6 +45,8 @@ export interface AgentPlan {
   registration: RegisterOptions & { namespace: string; id: string };
   readyHttp?: string;
   drainMs: number;
+  /** Services whose variables CMD starts with: all of the namespace's, or these. */
+  envServices?: 'all' | string[];
   command: string;
   args: string[];
 }
@@ -104,6 +110,11 @@ export function planAgent(argv: string[], flags: AgentFlags, pid = process.pid):
   }
   const plan: AgentPlan = { registry: flags.registry, registration, drainMs: Math.round(drain * 1000), command, args };
   if (flags.token !== undefined) plan.token = flags.token;
+  if (flags.envServices !== undefined) {
+    const selection = parseServiceSelection(flags.envServices);
+    if (typeof selection === 'string') throw new FlagError(`--env-services ${selection}`);
+    plan.envServices = selection;
+  }
   if (flags.readyHttp !== undefined) {
     if (!flags.readyHttp.startsWith('/')) throw new FlagError(`--ready-http must be a path starting with "/", got "${flags.readyHttp}"`);
     plan.readyHttp = flags.readyHttp;
@@ -162,6 +173,31 @@ function signalChild(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
+/** How long the agent waits for an unreachable registry to give it the Services' variables. */
+const ENV_WAIT_MS = 30_000;
+
+/**
+ * The Services' variables, read once. A registry that is down is retried for ENV_WAIT_MS (CMD without the
+ * addresses it was promised would fail later and less clearly); a missing named Service fails at once.
+ */
+async function readServiceEnv(client: RollcallClient, namespace: string, selection: 'all' | string[]): Promise<Record<string, string> | string> {
+  const deadline = Date.now() + ENV_WAIT_MS;
+  let delay = 250;
+  for (;;) {
+    try {
+      const chosen = selectServices(await fetchEnvServices(client, namespace), selection, namespace);
+      if (typeof chosen === 'string') return chosen;
+      for (const name of chosen.skipped) log(`--env-services: skipped "${name}": a name starting with a digit cannot be a variable`);
+      return Object.fromEntries(serviceEnv(chosen.services));
+    } catch (err) {
+      if (!isRetryable(err) || Date.now() + delay > deadline) return `cannot read the Services of namespace "${namespace}": ${(err as Error).message}`;
+      log(`registry not reachable for --env-services (${(err as Error).message}); retrying`);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 5000);
+    }
+  }
+}
+
 export async function runAgent(plan: AgentPlan): Promise<void> {
   const client = createClient({
     url: plan.registry,
@@ -171,6 +207,19 @@ export async function runAgent(plan: AgentPlan): Promise<void> {
   });
   const { namespace, service, id } = plan.registration;
   const who = `${namespace}/${service}/${id}`;
+
+  let serviceVars: Record<string, string> = {};
+  if (plan.envServices !== undefined) {
+    const vars = await readServiceEnv(client, namespace, plan.envServices);
+    if (typeof vars === 'string') {
+      log(`${vars}; ${plan.command} is not started`);
+      client.close();
+      process.exitCode = 1;
+      return;
+    }
+    serviceVars = vars;
+    log(`--env-services: ${Object.keys(vars).length} variables for ${plan.command}`);
+  }
 
   let reg: Registration;
   try {
@@ -187,7 +236,8 @@ export async function runAgent(plan: AgentPlan): Promise<void> {
   if (reg.registered) log(`registered ${who} at ${hostPort(plan.registration.address, plan.registration.port)} as starting`);
   else log(`registry not reachable yet; ${plan.command} starts anyway and ${who} registers once it answers`);
 
-  const child = spawn(plan.command, plan.args, { stdio: 'inherit', detached: true });
+  // The registry's variables win over inherited ones of the same name: they were asked for by flag.
+  const child = spawn(plan.command, plan.args, { stdio: 'inherit', detached: true, env: { ...process.env, ...serviceVars } });
   let childDone = false;
   let shuttingDown = false;
   let wakeDrain: (() => void) | undefined;
@@ -303,6 +353,7 @@ export function addAgentCommand(program: Command): void {
     .option('--weight <weight>', 'relative weight, 0 = no new traffic')
     .option('--ready-http <path>', 'ready when GET PATH answers 2xx (default: when the port accepts a TCP connection)')
     .option('--drain-seconds <seconds>', 'time between "draining" and forwarding the stop signal', '0')
+    .option('--env-services <all|a,b>', 'start CMD with <SVC>_SERVICE_HOST/_PORT variables of these Services of the namespace, read once')
     .action(async (argv: string[], flags: AgentFlags) => {
       let plan: AgentPlan;
       try {

@@ -9,6 +9,7 @@ import { addAgentCommand } from './agent.js';
 import { addInstanceCommands } from './instance-commands.js';
 import { addNamespaceCommands } from './namespace-commands.js';
 import { addProxyCommand } from './proxy.js';
+import { addEnvCommand, addServiceCommands } from './service-commands.js';
 
 const program = new Command();
 program
@@ -25,5 +26,7 @@ addAgentCommand(program);
 addInstanceCommands(program);
 addNamespaceCommands(program);
 addProxyCommand(program);
+addServiceCommands(program);
+addEnvCommand(program);
 
 await program.parseAsync(process.argv);

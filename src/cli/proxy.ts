@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { createClient, type RollcallClient } from '../client/index.js';
-import { openCatalog, type Catalog, type CatalogView } from '../dataplane/catalog.js';
+import { openCatalog, type Catalog } from '../dataplane/catalog.js';
 import { startControlLoop } from '../dataplane/control-loop.js';
 import type { DataPlane } from '../dataplane/data-plane.js';
 import { createProxyMetrics, type ProxyMetrics } from '../dataplane/metrics.js';
@@ -142,8 +142,7 @@ async function runProxy(flags: ProxyFlags): Promise<void> {
     open: (url) => {
       const client = createClient(flags.token === undefined ? { url } : { url, token: flags.token });
       clients.push(client);
-      const view = client.watch({ ...(namespace !== undefined ? { namespace } : { allNamespaces: true }), resources: ['services', 'instances'] });
-      return view as CatalogView;
+      return client.watch({ ...(namespace !== undefined ? { namespace } : { allNamespaces: true }), resources: ['services', 'instances'] });
     },
   }));
 

@@ -1,5 +1,6 @@
 // The REST API of issue 2, one function per route. Paths are built here and nowhere else.
 import type { Instance, InstanceStatus, PatchInput, RegisterInput } from '../schemas/instance.js';
+import type { PutServiceInput, Service, ServicePort } from '../schemas/service.js';
 import { requestJson, type HttpConfig } from './http.js';
 
 export interface InstanceFilter {
@@ -17,6 +18,9 @@ export interface ServiceSummary {
   name: string;
   instances: number;
   up: number;
+  /** Only when the service has an explicit Service (a stable address). */
+  virtualIP?: string;
+  ports?: ServicePort[];
 }
 
 export interface ServiceList {
@@ -39,6 +43,44 @@ export interface PutResult {
   /** true on 201 (new registration), false on 200 (replaced an existing one). */
   created: boolean;
 }
+
+export interface ServicePutResult {
+  service: Service;
+  /** true on 201 (new Service), false on 200 (replaced, or identical and unchanged). */
+  created: boolean;
+}
+
+function servicePath(namespace: string, name: string): string {
+  return `/v1/namespaces/${encodeURIComponent(namespace)}/services/${encodeURIComponent(name)}`;
+}
+
+/** Explicit Services (stable virtual IPs): `client.services.put/get/delete/list`. */
+export function createServicesApi(http: HttpConfig) {
+  return {
+    /** Creates the Service (virtualIP allocated unless asked for) or replaces its ports. */
+    async put(namespace: string, name: string, body: PutServiceInput): Promise<ServicePutResult> {
+      const res = await requestJson<Service>(http, 'PUT', servicePath(namespace, name), body);
+      return { service: res.body, created: res.status === 201 };
+    },
+
+    /** Rejects with code service_not_found (404) when there is no such Service. */
+    async get(namespace: string, name: string): Promise<Service> {
+      return (await requestJson<Service>(http, 'GET', servicePath(namespace, name))).body;
+    },
+
+    /** Releases the virtual IP; the service's instances stay registered. */
+    async delete(namespace: string, name: string): Promise<void> {
+      await requestJson<unknown>(http, 'DELETE', servicePath(namespace, name));
+    },
+
+    /** The namespace's catalog: every service with instances or a Service, with virtualIP and ports when it has one. */
+    async list(namespace: string): Promise<ServiceList> {
+      return (await requestJson<ServiceList>(http, 'GET', `/v1/namespaces/${encodeURIComponent(namespace)}/services`)).body;
+    },
+  };
+}
+
+export type ServicesApi = ReturnType<typeof createServicesApi>;
 
 function instancePath(namespace: string, service: string, id: string): string {
   return `/v1/namespaces/${encodeURIComponent(namespace)}/services/${encodeURIComponent(service)}/instances/${encodeURIComponent(id)}`;

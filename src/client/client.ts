@@ -1,6 +1,6 @@
 // createClient: the REST calls of the registry, self-maintaining registrations and live watch views,
 // all owned by one client so that close() stops every timer and socket it started.
-import { createApi } from './api.js';
+import { createApi, createServicesApi } from './api.js';
 import { DEFAULT_RETRY, type RetryOptions } from './backoff.js';
 import type { HttpConfig } from './http.js';
 import { Registration, type RegisterOptions } from './registration.js';
@@ -47,6 +47,8 @@ export function createClient(options: ClientOptions) {
   return {
     ...api,
     url: http.baseUrl,
+    /** Explicit Services (stable virtual IPs): put, get, delete, list. */
+    services: createServicesApi(http),
 
     /**
      * Registers an instance and keeps it registered. Resolves after the first attempt, also when the
@@ -61,7 +63,10 @@ export function createClient(options: ClientOptions) {
       return reg;
     },
 
-    /** A live view of one service, or of a whole namespace when `service` is omitted. */
+    /**
+     * A live view of one service, of a whole namespace when `service` is omitted, or of every namespace with
+     * `allNamespaces`. With `resources: ['services', 'instances']` it follows Services too.
+     */
     watch(watchOptions: WatchOptions = {}): WatchView {
       assertOpen();
       const viewConfig = { baseUrl: http.baseUrl, timeoutMs: http.timeoutMs, retry, onClosed: (v: WatchView) => views.delete(v) };

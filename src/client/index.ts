@@ -14,5 +14,8 @@ export type {
   NamespaceList,
   NamespaceSummary,
   PutResult,
+  ServicePutResult,
+  ServicesApi,
 } from './api.js';
+export type { Service, ServicePort, PutServiceInput, ServiceEvent, WatchResource } from '../schemas/service.js';
 export type { Instance, InstanceStatus, RegisterInput, PatchInput, RegistryEvent } from '../schemas/instance.js';

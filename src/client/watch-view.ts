@@ -1,4 +1,5 @@
-// A live, local copy of one service (or a whole namespace), kept current over the watch WebSocket of issue 3.
+// A live, local copy of one service (or a whole namespace, or every namespace), kept current over the watch
+// WebSocket of issue 3: its instances, and with `resources` its explicit Services (virtual IPs) too.
 //
 // Protocol as the client uses it:
 // - connect without sinceRevision → SNAPSHOT replaces the view (this is the "list"), then events;
@@ -10,6 +11,7 @@
 import { EventEmitter } from 'node:events';
 import WebSocket, { type RawData } from 'ws';
 import type { Instance, InstanceStatus, RegistryEvent } from '../schemas/instance.js';
+import type { Service, ServiceEvent, WatchResource } from '../schemas/service.js';
 import { backoffDelay, type RetryOptions } from './backoff.js';
 import { RollcallClientError, isRetryable } from './errors.js';
 import { answerError, authHeaders } from './http.js';
@@ -18,8 +20,12 @@ import { compareInstances, createPicker, instanceKey } from './routing.js';
 export interface WatchOptions {
   /** Default 'default'. */
   namespace?: string;
+  /** Every namespace (then `namespace` and `service` must be left out). */
+  allNamespaces?: boolean;
   /** Omitted = every service of the namespace. */
   service?: string;
+  /** What to follow: ['instances'] by default; ['services', 'instances'] for Services too, ['services'] for them only. */
+  resources?: readonly WatchResource[];
   /** How often the registry sends a BOOKMARK on an idle stream (1-300, default 15). */
   bookmarkSeconds?: number;
 }
@@ -33,6 +39,10 @@ export interface ViewFilter {
 export interface ViewChange {
   /** The view's revision after the change(s). */
   revision: number;
+  /** Whether instances changed (or were listed again) since the previous 'change'. */
+  instances: boolean;
+  /** Whether Services changed (or were listed again) since the previous 'change'. */
+  services: boolean;
 }
 
 export interface WatchViewConfig {
@@ -44,8 +54,9 @@ export interface WatchViewConfig {
 }
 
 type WatchMessage =
-  | { type: 'SNAPSHOT'; revision: number; items: Instance[] }
+  | { type: 'SNAPSHOT'; revision: number; items: Instance[]; services?: Service[] }
   | ({ type: RegistryEvent['type'] } & Omit<RegistryEvent, 'type'>)
+  | ({ type: ServiceEvent['type'] } & Omit<ServiceEvent, 'type'>)
   | { type: 'BOOKMARK'; revision: number }
   | { type: 'ERROR'; code: string; message: string };
 
@@ -56,15 +67,21 @@ export const SLOW_CONSUMER_CLOSE = 4008;
 const MAX_ERROR_BODY = 64 * 1024;
 
 export class WatchView extends EventEmitter<ViewEvents> {
-  readonly namespace: string;
-  readonly service: string | undefined;
+  /** undefined = every namespace. */
+  readonly namespace: string | undefined;
+  /** The one service this view follows; undefined = every service. (Named so, to leave `service()` for Services.) */
+  readonly serviceName: string | undefined;
+  readonly resources: readonly WatchResource[];
   /** Resolves at the first snapshot; rejects when the registry refuses the watch (4xx) or the view is closed first. */
   readonly ready: Promise<void>;
 
   private readonly config: WatchViewConfig;
   private readonly bookmarkSeconds: number;
   private readonly picker = createPicker();
+  /** One picker per service for pick({ service }), so each service's round-robin keeps its own state. */
+  private readonly servicePickers = new Map<string, ReturnType<typeof createPicker>>();
   private items = new Map<string, Instance>();
+  private serviceItems = new Map<string, Service>();
   private rev = 0;
   /** True once a snapshot was applied: only then is `rev` a point to resume from. */
   private synced = false;
@@ -78,11 +95,20 @@ export class WatchView extends EventEmitter<ViewEvents> {
   private relistNow = false;
   private closed = false;
   private changePending = false;
+  private pendingKinds = { instances: false, services: false };
 
   constructor(options: WatchOptions, config: WatchViewConfig) {
     super();
-    this.namespace = options.namespace ?? 'default';
-    this.service = options.service;
+    if (options.allNamespaces && (options.namespace !== undefined || options.service !== undefined)) {
+      throw new TypeError('allNamespaces watches every namespace: leave namespace and service out.');
+    }
+    const resources: WatchResource[] = [...new Set(options.resources ?? (['instances'] as const))];
+    if (resources.length === 0 || resources.some((r) => r !== 'instances' && r !== 'services')) {
+      throw new TypeError(`resources must list 'instances' and/or 'services', got ${JSON.stringify(options.resources)}.`);
+    }
+    this.resources = resources;
+    this.namespace = options.allNamespaces ? undefined : (options.namespace ?? 'default');
+    this.serviceName = options.service;
     this.bookmarkSeconds = options.bookmarkSeconds ?? 15;
     this.config = config;
     this.ready = new Promise<void>((resolve, reject) => {
@@ -112,11 +138,34 @@ export class WatchView extends EventEmitter<ViewEvents> {
   }
 
   /**
-   * One routable instance (status up, weight > 0) by smooth weighted round-robin, from `zone` when it
-   * has any, otherwise from every zone. undefined when nothing is routable.
+   * The Services in view (when the view follows `services`), of one namespace or all, sorted by namespace
+   * then name.
    */
-  pick(options: { zone?: string } = {}): Instance | undefined {
-    return this.picker.pick(this.items.values(), options.zone);
+  services(namespace?: string): Service[] {
+    const out: Service[] = [];
+    for (const s of this.serviceItems.values()) if (namespace === undefined || s.namespace === namespace) out.push(s);
+    return out.sort((a, b) => (a.namespace !== b.namespace ? (a.namespace < b.namespace ? -1 : 1) : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** One Service, or undefined when the view holds none of that name. */
+  service(namespace: string, name: string): Service | undefined {
+    return this.serviceItems.get(serviceKey(namespace, name));
+  }
+
+  /**
+   * One routable instance (status up, weight > 0) by smooth weighted round-robin, from `zone` when it
+   * has any, otherwise from every zone. undefined when nothing is routable. In a view of many services, say
+   * which with `service` (and `namespace` in an all-namespaces view; default: the view's namespace).
+   */
+  pick(options: { zone?: string; service?: string; namespace?: string } = {}): Instance | undefined {
+    if (options.service === undefined) return this.picker.pick(this.items.values(), options.zone);
+    const namespace = options.namespace ?? this.namespace;
+    const key = serviceKey(namespace ?? '', options.service);
+    let picker = this.servicePickers.get(key);
+    if (!picker) this.servicePickers.set(key, (picker = createPicker()));
+    const pool: Instance[] = [];
+    for (const i of this.items.values()) if (i.service === options.service && (namespace === undefined || i.namespace === namespace)) pool.push(i);
+    return picker.pick(pool, options.zone);
   }
 
   close(): void {
@@ -142,8 +191,11 @@ export class WatchView extends EventEmitter<ViewEvents> {
   private connect(): void {
     this.reconnectTimer = undefined;
     if (this.closed) return;
-    const q = new URLSearchParams({ namespace: this.namespace });
-    if (this.service !== undefined) q.set('service', this.service);
+    const q = new URLSearchParams();
+    if (this.namespace !== undefined) q.set('namespace', this.namespace);
+    if (this.serviceName !== undefined) q.set('service', this.serviceName);
+    // Only sent when it differs from the registry's default, so instance views speak to older registries too.
+    if (this.resources.length !== 1 || this.resources[0] !== 'instances') q.set('resources', this.resources.join(','));
     if (this.synced) q.set('sinceRevision', String(this.rev));
     q.set('bookmarkSeconds', String(this.bookmarkSeconds));
     const url = `${this.config.baseUrl.replace(/^http/, 'ws')}/v1/watch?${q.toString()}`;
@@ -207,6 +259,8 @@ export class WatchView extends EventEmitter<ViewEvents> {
     switch (msg.type) {
       case 'SNAPSHOT': {
         this.items = new Map(msg.items.map((i) => [instanceKey(i), i]));
+        if (this.resources.includes('services')) this.serviceItems = new Map((msg.services ?? []).map((s) => [serviceKey(s.namespace, s.name), s]));
+        this.pendingKinds = { instances: this.resources.includes('instances'), services: this.resources.includes('services') };
         this.rev = msg.revision;
         this.synced = true;
         this.attempt = 0;
@@ -223,9 +277,17 @@ export class WatchView extends EventEmitter<ViewEvents> {
         this.attempt = 0;
         // Events at or below our revision are already applied (overlap on resume): exactly once, never twice.
         if (!this.synced || msg.revision <= this.rev) return;
-        const key = instanceKey(msg.instance);
-        if (msg.type === 'DELETED') this.items.delete(key);
-        else this.items.set(key, msg.instance);
+        if ('service' in msg) {
+          const key = serviceKey(msg.service.namespace, msg.service.name);
+          if (msg.type === 'DELETED') this.serviceItems.delete(key);
+          else this.serviceItems.set(key, msg.service);
+          this.pendingKinds.services = true;
+        } else {
+          const key = instanceKey(msg.instance);
+          if (msg.type === 'DELETED') this.items.delete(key);
+          else this.items.set(key, msg.instance);
+          this.pendingKinds.instances = true;
+        }
         this.rev = msg.revision;
         this.changed();
         return;
@@ -297,7 +359,9 @@ export class WatchView extends EventEmitter<ViewEvents> {
     this.changePending = true;
     setImmediate(() => {
       this.changePending = false;
-      if (!this.closed) this.emit('change', { revision: this.rev });
+      const kinds = this.pendingKinds;
+      this.pendingKinds = { instances: false, services: false };
+      if (!this.closed) this.emit('change', { revision: this.rev, ...kinds });
     });
   }
 
@@ -315,6 +379,10 @@ export class WatchView extends EventEmitter<ViewEvents> {
     clearTimeout(this.idleTimer);
     this.config.onClosed(this);
   }
+}
+
+function serviceKey(namespace: string, name: string): string {
+  return `${namespace}\u0000${name}`;
 }
 
 function describe(err: Error): string {
