@@ -70,7 +70,7 @@ t.test('nftables ruleset: golden files', async (t) => {
   t.same(skipped, []);
   await golden(t, 'nftables-shop.nft', ruleset);
   await golden(t, 'nftables-empty.nft', renderNftables({ ports: [] }).ruleset);
-  t.match(ruleset, /chain svc-shop\/api\/80 \{\n\t\tnumgen random mod 4 vmap \{ 0 : goto ep-shop\/api\/80\/10\.0\.0\.1\/8080, 1-3 : goto ep-shop\/api\/80\/10\.0\.0\.2\/8080 \}/, 'weights 1 and 3 own 1 and 3 of 4 values');
+  t.match(ruleset, /chain svc-shop\/api\/80 \{\n\t\tmeta l4proto tcp dnat ip to numgen random mod 4 map \{ 0 : 10\.0\.0\.1 \. 8080, 1-3 : 10\.0\.0\.2 \. 8080 \}/, 'weights 1 and 3 own 1 and 3 of 4 values');
   t.match(ruleset, /127\.77\.0\.3 \. tcp \. 5432 : goto reject-chain/, 'db has no routable instance: rejected');
   t.notMatch(ruleset, /svc-shop\/db/, 'and gets no service chain');
 });
@@ -85,7 +85,7 @@ t.test('nftables ruleset: what nftables cannot express is skipped and said', asy
     'shop/mixed/80: instance m-1 address ::1 is not an IPv4 address',
     'shop/v6/80: virtual IP fd00::1 is not IPv4 (the nftables table is "ip")',
   ]);
-  t.match(ruleset, /chain svc-shop\/mixed\/80 \{\n\t\tgoto ep-shop\/mixed\/80\/127\.0\.0\.1\/8080\n/, 'two instances on one address:port are one endpoint');
+  t.match(ruleset, /chain svc-shop\/mixed\/80 \{\n\t\tmeta l4proto tcp dnat ip to 127\.0\.0\.1:8080\n/, 'two instances on one address:port are one endpoint');
 });
 
 const nftMissing = spawnSync('nft', ['--version']).error !== undefined;
