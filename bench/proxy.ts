@@ -264,9 +264,9 @@ async function applyTimes(): Promise<Record<string, number>> {
   for (let k = 0; k < 6; k++) {
     const changed = instances.map((i, n) => (n === 5000 ? { ...i, weight: 10 + k } : i));
     const started = performance.now();
-    const { ruleset } = renderNftables(computeDesiredState(services, changed));
+    const { ruleset, model } = renderNftables(computeDesiredState(services, changed));
     renders.push(performance.now() - started);
-    const outcome = await applier.apply(ruleset);
+    const outcome = await applier.apply({ ruleset, model });
     if (outcome.status !== 'applied') throw new Error(`apply ${k}: ${JSON.stringify(outcome)}`);
     if (k === 0) first = outcome.ms;
     else applies.push(outcome.ms);

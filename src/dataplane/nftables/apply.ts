@@ -1,10 +1,14 @@
-// Puts a rendered ruleset in force: one `nft -f -` transaction that (re)creates rollcall's table whole. The kernel
-// applies a transaction all or nothing, so a refused ruleset leaves the previous one in force, and readers never
-// see a half-built table. Nothing is sent when the ruleset equals the last one applied.
-import { TABLE_FAMILY, TABLE_NAME } from './render.js';
+// Puts a rendered ruleset in force, always as one `nft -f -` transaction: the first time it (re)creates rollcall's
+// table whole, afterwards it sends only what changed. The kernel applies a transaction all or nothing, so a
+// refused ruleset leaves the previous one in force, and packets never see a half-built table. Nothing is sent when
+// the ruleset equals the last one applied.
+import { renderDelta, TABLE_FAMILY, TABLE_NAME, type NftModel, type RenderResult } from './render.js';
 import type { NftRunner } from './nft.js';
 
-export type ApplyOutcome = { status: 'unchanged' } | { status: 'applied'; ms: number } | { status: 'refused'; ms: number; reason: string };
+export type ApplyOutcome =
+  | { status: 'unchanged' }
+  | { status: 'applied'; ms: number; kind: 'full' | 'delta'; deltaRefused?: string }
+  | { status: 'refused'; ms: number; reason: string };
 
 /** `add` first so that `delete` never fails on a missing table (first start, or after a cleanup). */
 export function transaction(ruleset: string): string {
@@ -12,27 +16,45 @@ export function transaction(ruleset: string): string {
 }
 
 export interface NftApplier {
-  apply(ruleset: string): Promise<ApplyOutcome>;
+  apply(rendered: Pick<RenderResult, 'ruleset' | 'model'>): Promise<ApplyOutcome>;
   /** Deletes the table (SIGTERM): traffic to virtual IPs stops being translated. Idempotent. */
   remove(): Promise<void>;
   /** The ruleset the kernel accepted last, if any. */
   readonly current: string | undefined;
 }
 
+/**
+ * The first apply re-creates the table whole; later ones send only the delta (renderDelta). A refused delta (the
+ * table was changed or removed behind our back, say) falls back to a whole re-create in the same call; only when
+ * that is refused too does the previous ruleset stay in force.
+ */
 export function createNftApplier(run: NftRunner): NftApplier {
-  let current: string | undefined;
+  let current: { ruleset: string; model: NftModel } | undefined;
+  const full = async (ruleset: string) => run(['-f', '-'], transaction(ruleset));
   return {
     get current() {
-      return current;
+      return current?.ruleset;
     },
-    async apply(ruleset) {
-      if (ruleset === current) return { status: 'unchanged' };
+    async apply({ ruleset, model }) {
+      if (ruleset === current?.ruleset) return { status: 'unchanged' };
       const started = performance.now();
-      const result = await run(['-f', '-'], transaction(ruleset));
+      let deltaRefused: string | undefined;
+      if (current) {
+        const delta = renderDelta(current.model, model);
+        if (delta !== '') {
+          const result = await run(['-f', '-'], delta);
+          if (result.code === 0) {
+            current = { ruleset, model };
+            return { status: 'applied', ms: performance.now() - started, kind: 'delta' };
+          }
+          deltaRefused = firstLines(result.stderr) || `nft exited with ${result.code}`;
+        }
+      }
+      const result = await full(ruleset);
       const ms = performance.now() - started;
       if (result.code !== 0) return { status: 'refused', ms, reason: firstLines(result.stderr) || `nft exited with ${result.code}` };
-      current = ruleset;
-      return { status: 'applied', ms };
+      current = { ruleset, model };
+      return deltaRefused === undefined ? { status: 'applied', ms, kind: 'full' } : { status: 'applied', ms, kind: 'full', deltaRefused };
     },
     async remove() {
       // The same add-then-delete pair: removing a table that is not there is not an error.

@@ -13,11 +13,15 @@ export function createNftablesDataPlane(options: { run: NftRunner; log: Log; loo
   return {
     async apply(state: DesiredState) {
       const resolved = await resolveBackends(state, options.lookup4);
-      const { ruleset, skipped } = renderNftables(resolved.state);
+      const rendered = renderNftables(resolved.state);
+      const { skipped } = rendered;
       const warnings = [...resolved.unresolved.map((n) => `cannot resolve ${n}; left out`), ...skipped].join('\n');
       if (warnings !== lastWarnings && warnings !== '') for (const w of warnings.split('\n')) options.log(w);
       lastWarnings = warnings;
-      const outcome = await applier.apply(ruleset);
+      const outcome = await applier.apply(rendered);
+      if (outcome.status === 'applied' && outcome.deltaRefused !== undefined) {
+        options.log(`the kernel refused the change alone (${outcome.deltaRefused}); the whole table was re-created instead`);
+      }
       if (outcome.status === 'refused') {
         options.log(`the kernel refused the new ruleset (${outcome.reason}); the previous one stays in force`);
       }
