@@ -35,6 +35,8 @@ interface Target {
 // ---------------------------------------------------------------- measurements
 
 async function keepAliveRps(t: Target): Promise<number> {
+  // A one-second warm-up first: the JIT of the load generator, the proxy and the backend, and the connections.
+  await autocannon({ url: `http://${t.host}:${t.httpPort}/`, connections: CONNECTIONS, duration: 1 });
   const r = await autocannon({ url: `http://${t.host}:${t.httpPort}/`, connections: CONNECTIONS, duration: SECONDS });
   if (r.non2xx > 0 || r.errors > 0) throw new Error(`keep-alive run to ${t.host}:${t.httpPort}: ${r.errors} errors, ${r.non2xx} non-2xx`);
   return Math.round(r.requests.average);

@@ -1,5 +1,6 @@
 // `npm run bench`: every benchmark, medians of several runs, printed as a table. Run it on a quiet machine.
 import { runCoreBenchMedian } from './core.js';
+import { runProxyLoopbackBench, runProxyNetnsBench } from './proxy.js';
 import { runRenderBench } from './render.js';
 import { median } from './server-process.js';
 import { runWatchBench } from './watch.js';
@@ -16,6 +17,8 @@ const sections: [string, Record<string, number>][] = [];
 sections.push(['core (issue 2)', await runCoreBenchMedian(runs)]);
 sections.push(['watch (issue 3)', await runWatchBench(runs)]);
 sections.push(['render (issue 4)', await medianOf(runRenderBench)]);
+sections.push(['proxy on loopback (issue 8)', await medianOf(runProxyLoopbackBench)]);
+sections.push(['proxy in a network namespace (issue 8)', await medianOf(runProxyNetnsBench)]);
 
 console.log(`\nrollcall benchmarks, median of ${runs} runs (node ${process.version})\n`);
 for (const [title, values] of sections) {

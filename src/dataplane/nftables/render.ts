@@ -1,15 +1,17 @@
 // The nftables data plane's ruleset, rendered from the desired state. Pure and deterministic (golden-tested, and
 // checked with `nft -c -f`). The shape follows kube-proxy's nftables proxier:
-// - one table, `ip rollcall`, owned by rollcall and replaced whole on every change (apply.ts);
+// - one table, `ip rollcall`, owned by rollcall; the full ruleset (renderNftables) creates it, and later changes
+//   send only the service ports that differ (renderDelta; apply.ts decides which);
 // - a verdict map `service-ips` from virtualIP . protocol . port to a per-service-port chain, looked up from
 //   the nat output hook (traffic this node originates) and the nat prerouting hook (traffic entering the node);
 // - the service chain spreads new connections by weight in one rule: `dnat ip to numgen random mod TOTAL map
 //   { range : address . port, … }`, each instance owning as many values as its weight. kube-proxy uses a chain
 //   per endpoint instead; measured here, 10,000 endpoint chains made one transaction take ~9 s, the map in one
-//   rule per service about 1 s (bench/README.md). Only a connection's first packet passes the nat hooks; conntrack
+//   rule per service about 1 s on this (loaded) machine. Only a connection's first packet passes the nat hooks; conntrack
 //   keeps established connections on their instance when the rules change (draining);
 // - a service port with no routable instance sits in `no-endpoint-services` instead, looked up from filter hooks
-//   for new connections only, and is rejected at once (TCP reset, ICMP port unreachable otherwise) so clients fail fast instead of hanging;
+//   for new connections only, and is rejected at once (TCP reset, ICMP port unreachable otherwise) so clients
+//   fail fast instead of hanging;
 // - traffic that entered the node and was DNATed is masqueraded, so a backend on another host answers through
 //   this node (kube-proxy does the same for external traffic). Locally originated traffic keeps its source.
 import { isIPv4 } from 'node:net';
