@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { computeDesiredState, type ServiceRecord } from '../src/dataplane/desired-state.js';
-import { createNftApplier } from '../src/dataplane/nftables/apply.js';
+import { createNftApplier, transaction } from '../src/dataplane/nftables/apply.js';
 import { createNftRunner } from '../src/dataplane/nftables/nft.js';
 import { renderNftables } from '../src/dataplane/nftables/render.js';
 import type { Instance } from '../src/schemas/instance.js';
@@ -21,14 +21,17 @@ import { median, percentile, startBenchServer, type BenchServer } from './server
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CLI = join(HERE, '../src/cli/index.js');
-const SECONDS = Number(process.env.PROXY_BENCH_SECONDS ?? 4);
+const SECONDS = Number(process.env.PROXY_BENCH_SECONDS ?? 2);
 const CONNECTIONS = 32;
 const STREAM_MIB = 256;
 const CHANGES = 20;
+const ROUNDS = 3;
 
 interface Target {
   host: string;
   httpPort: number;
+  /** Defaults to host (the userspace proxy and nftables serve the stream service on a virtual IP of its own). */
+  streamHost?: string;
   streamPort: number;
 }
 
@@ -81,7 +84,7 @@ function streamMBps(t: Target): Promise<number> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     let bytes = 0;
-    const s = connect({ host: t.host, port: t.streamPort });
+    const s = connect({ host: t.streamHost ?? t.host, port: t.streamPort });
     s.on('data', (c: Buffer) => (bytes += c.length));
     s.on('error', reject);
     s.on('end', () => {
@@ -91,12 +94,33 @@ function streamMBps(t: Target): Promise<number> {
   });
 }
 
-async function measure(prefix: string, t: Target): Promise<Record<string, number>> {
-  return {
-    [`${prefix}_http_keepalive_req_per_s`]: await keepAliveRps(t),
-    [`${prefix}_new_connections_per_s`]: await newConnectionsPerSecond(t),
-    [`${prefix}_stream_MB_per_s`]: await streamMBps(t),
-  };
+const METRICS = ['http_keepalive_req_per_s', 'new_connections_per_s', 'stream_MB_per_s'] as const;
+
+/**
+ * Every target measured in turn, ROUNDS times over (A B C A B C …), so that a machine whose load drifts from one
+ * second to the next weighs on all of them alike. Medians per target, and for each pair the median of the
+ * per-round ratios (in %), which is steadier than a ratio of medians.
+ */
+async function compare(targets: Record<string, Target>, pairs: [string, string][]): Promise<Record<string, number>> {
+  const samples: Record<string, number[]> = {};
+  const add = (k: string, v: number) => (samples[k] ??= []).push(v);
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [name, t] of Object.entries(targets)) {
+      add(`${name}_http_keepalive_req_per_s`, await keepAliveRps(t));
+      add(`${name}_new_connections_per_s`, await newConnectionsPerSecond(t));
+      add(`${name}_stream_MB_per_s`, await streamMBps(t));
+    }
+  }
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(samples)) out[k] = median(v);
+  for (const [a, b] of pairs) {
+    for (const m of METRICS) {
+      const xs = samples[`${a}_${m}`]!;
+      const ys = samples[`${b}_${m}`]!;
+      out[`${a}_vs_${b}_${m}_pct`] = Math.round(median(xs.map((x, i) => (100 * x) / ys[i]!)));
+    }
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- processes
@@ -205,17 +229,17 @@ export async function runProxyLoopbackBench(): Promise<Record<string, number>> {
     children.push(haproxy);
     await poll('haproxy to listen', () => canConnect('127.0.0.1', haPorts.http), 10_000);
 
-    const out: Record<string, number> = {};
-    Object.assign(out, await measure('direct', { host: '127.0.0.1', httpPort: backend.http, streamPort: backend.stream }));
-    // The two services have two virtual IPs; the Target takes one host, so the stream port is reached on its own.
-    const userspace = { host: vips.http, httpPort: 8080, streamPort: 8081 };
-    Object.assign(out, {
-      userspace_http_keepalive_req_per_s: await keepAliveRps(userspace),
-      userspace_new_connections_per_s: await newConnectionsPerSecond(userspace),
-      userspace_stream_MB_per_s: await streamMBps({ ...userspace, host: vips.stream }),
-    });
-    Object.assign(out, await measure('haproxy', { host: '127.0.0.1', httpPort: haPorts.http, streamPort: haPorts.stream }));
-    return out;
+    return await compare(
+      {
+        direct: { host: '127.0.0.1', httpPort: backend.http, streamPort: backend.stream },
+        userspace: { host: vips.http, httpPort: 8080, streamHost: vips.stream, streamPort: 8081 },
+        haproxy: { host: '127.0.0.1', httpPort: haPorts.http, streamPort: haPorts.stream },
+      },
+      [
+        ['userspace', 'haproxy'],
+        ['userspace', 'direct'],
+      ],
+    );
   } finally {
     for (const c of children) await stopChild(c);
     await server.stop();
@@ -274,11 +298,29 @@ async function applyTimes(): Promise<Record<string, number>> {
     else applies.push(outcome.ms);
   }
   await applier.remove();
+  // On a machine shared with other work the wall time above is mostly waiting for a core; the CPU time nft and the
+  // kernel spend (user + sys, from GNU time when installed) is what the apply itself costs.
+  const cpu = nftCpuMs(transaction(renderNftables(computeDesiredState(services, instances)).ruleset));
   return {
+    ...(cpu === undefined ? {} : { nft_first_apply_1k_services_10k_backends_cpu_ms: cpu }),
     nft_render_1k_services_10k_backends_ms: Math.round(median(renders)),
     nft_first_apply_1k_services_10k_backends_ms: Math.round(first),
     nft_change_apply_1k_services_10k_backends_ms: Math.round(median(applies)),
   };
+}
+
+function nftCpuMs(script: string): number | undefined {
+  if (spawnSync('/usr/bin/time', ['-f', '%U', 'true']).status !== 0) return undefined;
+  const dir = mkdtempSync(join(tmpdir(), 'rollcall-nft-bench-'));
+  try {
+    writeFileSync(join(dir, 'r.nft'), script);
+    const res = spawnSync('/usr/bin/time', ['-f', 'cpu %U %S', 'nft', '-f', join(dir, 'r.nft')], { encoding: 'utf8' });
+    const m = /cpu ([\d.]+) ([\d.]+)/.exec(res.stderr);
+    spawnSync('nft', ['delete', 'table', 'ip', 'rollcall']);
+    return m ? Math.round((Number(m[1]) + Number(m[2])) * 1000) : undefined;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /**
@@ -334,12 +376,16 @@ async function netnsMain(): Promise<Record<string, number>> {
     await api(server.url, 'PUT', '/v1/namespaces/bench/services/probe', { ports: [{ port: 9000 }] });
     const proxy = await startProxy(server.url, 'nftables', 3);
     try {
-      Object.assign(out, await measure('netns_direct', { host: '127.0.0.1', httpPort: backend.http, streamPort: backend.stream }));
-      Object.assign(out, {
-        nftables_http_keepalive_req_per_s: await keepAliveRps({ host: vips.http, httpPort: 8080, streamPort: 0 }),
-        nftables_new_connections_per_s: await newConnectionsPerSecond({ host: vips.http, httpPort: 8080, streamPort: 0 }),
-        nftables_stream_MB_per_s: await streamMBps({ host: vips.stream, httpPort: 0, streamPort: 8081 }),
-      });
+      Object.assign(
+        out,
+        await compare(
+          {
+            netns_direct: { host: '127.0.0.1', httpPort: backend.http, streamPort: backend.stream },
+            nftables: { host: vips.http, httpPort: 8080, streamHost: vips.stream, streamPort: 8081 },
+          },
+          [['nftables', 'netns_direct']],
+        ),
+      );
     } finally {
       await stopChild(proxy);
     }
