@@ -219,7 +219,7 @@ export async function runProxyLoopbackBench(): Promise<Record<string, number>> {
   const children: ChildProcess[] = [backend.child];
   try {
     const vips = await registerBackend(server, backend);
-    // The userspace proxy shares an address family with the others; the two services sit on two virtual IPs.
+    // Two Services, two virtual IPs: the userspace proxy listens on both.
     children.push(await startProxy(server.url, 'userspace', 2));
     const haPorts = { http: 20000 + Math.floor(Math.random() * 20000), stream: 0 };
     haPorts.stream = haPorts.http + 1;
