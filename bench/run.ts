@@ -2,6 +2,7 @@
 import { runCoreBenchMedian } from './core.js';
 import { runProxyLoopbackBench, runProxyNetnsBench } from './proxy.js';
 import { runRenderBench } from './render.js';
+import { runServicesBench } from './services.js';
 import { median } from './server-process.js';
 import { runWatchBench } from './watch.js';
 
@@ -19,6 +20,7 @@ sections.push(['watch (issue 3)', await runWatchBench(runs)]);
 sections.push(['render (issue 4)', await medianOf(runRenderBench)]);
 sections.push(['proxy on loopback (issue 8)', await medianOf(runProxyLoopbackBench)]);
 sections.push(['proxy in a network namespace (issue 8)', await medianOf(runProxyNetnsBench)]);
+sections.push(['services (issue 8)', await runServicesBench(runs)]);
 
 console.log(`\nrollcall benchmarks, median of ${runs} runs (node ${process.version})\n`);
 for (const [title, values] of sections) {

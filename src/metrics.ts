@@ -47,6 +47,13 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}) {
       registers: [registry],
     }),
     longPollsWaiting: new Gauge({ name: 'rollcall_long_polls_waiting', help: 'Blocking list queries waiting for a change', registers: [registry] }),
+    // Services (stable virtual addresses)
+    virtualIpsUsed: new Gauge({ name: 'rollcall_virtual_ips_used', help: 'Addresses of --service-cidr held by Services', registers: [registry] }),
+    virtualIpsCapacity: new Gauge({
+      name: 'rollcall_virtual_ips_capacity',
+      help: 'Usable addresses of --service-cidr (network and broadcast excluded); alert before used reaches it',
+      registers: [registry],
+    }),
   };
 }
 

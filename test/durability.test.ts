@@ -53,3 +53,30 @@ t.test('bad serve flags: one line, non-zero exit', async (t) => {
   t.match(res.stderr, /^rollcall: Invalid configuration: port/);
   t.equal(res.stderr.trim().split('\n').length, 1);
 });
+
+t.test('Services answered 2xx survive kill -9 with their virtual IPs; no address is handed out twice after it', async (t) => {
+  const svc = (url: string, name: string) => `${url}/v1/namespaces/default/services/${name}`;
+  const first = await startServerProcess(t);
+  const watch = await openWatch(first.url, { namespace: 'default', resources: 'services' });
+  const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => api(svc(first.url, `s${i}`), 'PUT', { ports: [{ port: 80 + i }] })));
+  t.ok(answers.every((a) => a.status === 201), 'all created');
+  await api(svc(first.url, 's0'), 'DELETE');
+  const before = new Map(answers.slice(1).map((a) => [a.body.name as string, a.body.virtualIP as string]));
+  t.equal(new Set(before.values()).size, 49, 'distinct addresses');
+  await watch.until((m) => changes(m).length >= 10);
+  const seen = changes(watch.messages);
+  const lastSeen = seen.at(-1).revision;
+  await first.kill('SIGKILL');
+
+  const second = await startServerProcess(t, { dataDir: first.dataDir, port: first.port });
+  const list = await api(`${second.url}/v1/namespaces/default/services`);
+  t.same(new Map(list.body.items.map((i: any) => [i.name, i.virtualIP])), before, 'every Service with the same address');
+  t.equal(list.body.revision, 51);
+  const resumed = await openWatch(second.url, { namespace: 'default', resources: 'services', sinceRevision: lastSeen });
+  const fresh = await api(svc(second.url, 'new'), 'PUT', { ports: [{ port: 1 }] });
+  t.notOk([...before.values()].includes(fresh.body.virtualIP), `a new Service gets a free address (${fresh.body.virtualIP})`);
+  const got = changes(await resumed.until((m) => changes(m).some((e) => e.revision === 52), 10_000));
+  t.same([...seen, ...got].map((e) => e.revision), Array.from({ length: 52 }, (_, i) => i + 1), 'every Service change once, in order');
+  t.equal(got.at(-1).service.name, 'new');
+  resumed.close();
+});

@@ -103,6 +103,9 @@ t.test('a full range answers 409 service_cidr_full; a delete frees room', async 
   t.equal(full.status, 409);
   t.equal(full.body.error, 'service_cidr_full');
   t.match(full.body.message, /127\.78\.0\.0\/30/);
+  const metrics = await (await fetch(`${url}/metrics`)).text();
+  t.match(metrics, /rollcall_virtual_ips_used 2\n/);
+  t.match(metrics, /rollcall_virtual_ips_capacity 2\n/);
   await api(svc(url, 'default', 'a'), 'DELETE');
   t.equal((await api(svc(url, 'default', 'c'), 'PUT', { ports: [{ port: 80 }] })).body.virtualIP, '127.78.0.1');
 });

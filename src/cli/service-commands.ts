@@ -5,11 +5,10 @@
 //   service list         GET    /v1/namespaces/{ns}/services
 // and `rollcall env`, which prints the Kubernetes-style variables for a namespace's Services.
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import type { PutServiceInput, Service } from '../client/index.js';
+import { RollcallClientError, type PutServiceInput, type Service } from '../client/index.js';
 import { addRegistryOptions, type RegistryFlags } from './options.js';
 import { printJson, printTable, withRegistryClient } from './output.js';
 import { ENV_FORMATS, fetchEnvServices, formatEnv, parseServiceSelection, selectServices, serviceEnv, type EnvFormat } from './service-env.js';
-import { RollcallClientError } from '../client/index.js';
 
 interface NamespaceFlags extends RegistryFlags {
   namespace: string;

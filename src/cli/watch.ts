@@ -9,6 +9,14 @@ interface WatchFlags extends RegistryFlags {
   namespace?: string;
   service?: string;
   since?: number;
+  resources?: string;
+}
+
+interface WireService {
+  namespace: string;
+  name: string;
+  virtualIP: string;
+  ports: { name: string | null; port: number; targetPort: number | null }[];
 }
 
 interface WireInstance {
@@ -28,8 +36,13 @@ interface WireMessage {
   code?: string;
   message?: string;
   instance?: WireInstance;
+  service?: WireService;
   items?: WireInstance[];
+  services?: WireService[];
 }
+
+const describeService = (s: WireService) =>
+  `service ${s.namespace}/${s.name} ${s.virtualIP} ports ${s.ports.map((p) => `${p.port}${p.targetPort === null ? '' : `:${p.targetPort}`}${p.name === null ? '' : `/${p.name}`}`).join(',')}`;
 
 const describe = (i: WireInstance) => `${i.namespace}/${i.service}/${i.id} ${i.address.includes(':') ? `[${i.address}]` : i.address}:${i.port} ${i.status} w=${i.weight}`;
 
@@ -37,11 +50,15 @@ const describe = (i: WireInstance) => `${i.namespace}/${i.service}/${i.id} ${i.a
 export function formatMessage(m: WireMessage): string[] {
   switch (m.type) {
     case 'SNAPSHOT':
-      return [`${m.revision} SNAPSHOT ${m.items?.length ?? 0} instance(s)`, ...(m.items ?? []).map((i) => `${m.revision} EXISTS ${describe(i)}`)];
+      return [
+        `${m.revision} SNAPSHOT ${m.items?.length ?? 0} instance(s)${m.services ? `, ${m.services.length} service(s)` : ''}`,
+        ...(m.services ?? []).map((s) => `${m.revision} EXISTS ${describeService(s)}`),
+        ...(m.items ?? []).map((i) => `${m.revision} EXISTS ${describe(i)}`),
+      ];
     case 'ADDED':
     case 'MODIFIED':
     case 'DELETED':
-      return [`${m.revision} ${m.type} ${describe(m.instance!)} (${m.reason})`];
+      return [`${m.revision} ${m.type} ${m.service ? describeService(m.service) : describe(m.instance!)} (${m.reason})`];
     default:
       return [];
   }
@@ -53,6 +70,7 @@ export function addWatchCommand(program: Command) {
     .description('print one line per registry change (a snapshot first unless --since); reconnects and resumes by itself')
     .option('--namespace <namespace>', 'only this namespace (default: every namespace)')
     .option('--service <service>', 'only this service (needs --namespace)')
+    .option('--resources <list>', 'what to follow: instances (default), services, or services,instances')
     .addOption(new Option('--since <revision>', 'resume after this revision instead of starting with a snapshot').argParser(intParser(0, Number.MAX_SAFE_INTEGER)));
   addRegistryOptions(cmd);
   cmd.action((flags: WatchFlags) => {
@@ -79,6 +97,7 @@ function follow(flags: WatchFlags) {
     const url = new URL('/v1/watch', flags.registry.replace(/^http/, 'ws'));
     if (flags.namespace) url.searchParams.set('namespace', flags.namespace);
     if (flags.service) url.searchParams.set('service', flags.service);
+    if (flags.resources) url.searchParams.set('resources', flags.resources);
     if (since !== undefined) url.searchParams.set('sinceRevision', String(since));
     const ws = new WebSocket(url, flags.token ? { headers: { authorization: `Bearer ${flags.token}` } } : {});
     socket = ws;

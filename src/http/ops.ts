@@ -55,6 +55,9 @@ export const opsRoutes: FastifyPluginAsyncZod<OpsRoutesOptions> = async (app, { 
         metrics.instances.set({ namespace: row.namespace, service: row.service, status: row.status }, row.count);
       }
       metrics.revision.set(registry.revision);
+      const ips = registry.serviceCidrUsage();
+      metrics.virtualIpsUsed.set(ips.used);
+      metrics.virtualIpsCapacity.set(ips.capacity);
       return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
     },
   );

@@ -47,6 +47,8 @@ export function createVirtualIpAllocator(cidr: Cidr) {
   // Every address a Service holds, in canonical text, in range or not (a Service keeps its address when an
   // operator narrows --service-cidr later; it must still never be handed to another Service).
   const taken = new Set<string>();
+  // The in-range part of `taken` as offsets, so the allocation walk tests numbers, not formatted text.
+  const takenOffsets = new Set<bigint>();
   const first = 1n; // the network address is skipped
   const last = cidr.family === 4 ? cidr.size - 2n : cidr.size - 1n; // and the IPv4 broadcast address
   const capacity = last - first + 1n;
@@ -85,6 +87,7 @@ export function createVirtualIpAllocator(cidr: Cidr) {
       taken.add(c);
       const offset = offsetOf(c);
       if (offset === undefined) return;
+      takenOffsets.add(offset);
       inRange++;
       // After a restart, continue past the newest-looking address rather than reuse released ones first.
       if (offset >= cursor) cursor = offset + 1n > last ? first : offset + 1n;
@@ -93,9 +96,11 @@ export function createVirtualIpAllocator(cidr: Cidr) {
     /** A requested address: held if it is in the range and free. */
     reserve(ip: string): ReserveResult {
       const c = this.canonical(ip);
-      if (c === undefined || offsetOf(c) === undefined) return 'out_of_range';
+      const offset = c === undefined ? undefined : offsetOf(c);
+      if (c === undefined || offset === undefined) return 'out_of_range';
       if (taken.has(c)) return 'taken';
       taken.add(c);
+      takenOffsets.add(offset);
       inRange++;
       return 'ok';
     },
@@ -104,10 +109,12 @@ export function createVirtualIpAllocator(cidr: Cidr) {
     allocate(): string | undefined {
       if (inRange >= capacity) return undefined;
       for (;;) {
-        const ip = bigIntToIp(cidr.network + cursor, cidr.family);
+        const offset = cursor;
         cursor = cursor === last ? first : cursor + 1n;
-        if (!taken.has(ip)) {
+        if (!takenOffsets.has(offset)) {
+          const ip = bigIntToIp(cidr.network + offset, cidr.family);
           taken.add(ip);
+          takenOffsets.add(offset);
           inRange++;
           return ip;
         }
@@ -117,7 +124,10 @@ export function createVirtualIpAllocator(cidr: Cidr) {
     release(ip: string): void {
       const c = this.canonical(ip);
       if (c === undefined || !taken.delete(c)) return;
-      if (offsetOf(c) !== undefined) inRange--;
+      const offset = offsetOf(c);
+      if (offset === undefined) return;
+      takenOffsets.delete(offset);
+      inRange--;
     },
 
     stats(): { capacity: bigint; used: bigint } {
