@@ -119,6 +119,27 @@ async function scenario(t: Test, mode: 'nftables' | 'userspace'): Promise<void> 
 
 t.test('userspace mode', async (t) => scenario(t, 'userspace'));
 
+t.test('--all-namespaces serves every namespace; --zone prefers the zone and falls back when it has none', async (t) => {
+  const node = await startProxyNode(t, { netns: false });
+  const [a, b, other] = await Promise.all(['zone-a', 'zone-b', 'other-ns'].map(async (name) => (await node.call('backend', { name })).port as number));
+  const vip = await createService(node, 'zoned', basePort + 4);
+  const otherBody = { ports: [{ port: basePort + 5 }], virtualIP: `${vipBase}${nextVip++}` };
+  const otherSvc = await node.call('api', { method: 'PUT', path: '/v1/namespaces/elsewhere/services/api', body: otherBody });
+  t.equal(otherSvc.status, 201);
+  await register(node, 'zoned', 'a', a!, { zone: 'a' });
+  await register(node, 'zoned', 'b', b!, { zone: 'b' });
+  const put = await node.call('api', { method: 'PUT', path: '/v1/namespaces/elsewhere/services/api/instances/o', body: { address: '127.0.0.1', port: other, ttlSeconds: 3600 } });
+  t.equal(put.status, 201);
+  const started = await node.call('proxy', { args: ['--mode', 'userspace', '--all-namespaces', '--zone', 'a', '--drain-grace', '0'] });
+  t.equal(started.exitCode, null, started.stderr);
+  const url = `http://${vip}:${basePort + 4}/`;
+  t.same((await node.call('spread', { url, n: 6 })).counts, { 'zone-a': 6 }, 'zone a has a routable instance: only it');
+  t.equal((await node.call('fetch', { url: `http://${otherBody.virtualIP}:${basePort + 5}/` })).result, 'other-ns', 'the other namespace is served too');
+  await register(node, 'zoned', 'a', a!, { zone: 'a', status: 'draining' });
+  await waitFor(async () => (await node.call('spread', { url, n: 4 })).counts['zone-b'] === 4, 5000, 'fallback to zone b');
+  t.pass('zone a has none left: every zone');
+});
+
 const why = netnsUnavailable();
 if (why !== undefined && process.env.CI !== 'true') {
   t.test('nftables mode', { skip: `SKIPPED, not proven on this machine: ${why} (needs unshare, iproute2 and nftables, root or CAP_NET_ADMIN)` }, async () => {});
