@@ -1,4 +1,4 @@
-# rollcall: one image for the registry (`serve`), the config followers (`render … --watch`) and the agent.
+# rollcall: one image for the registry (`serve`), the config followers (`render … --watch`), the agent and `proxy`.
 # Build: docker build -t rollcall .   Run: docker run -p 127.0.0.1:7400:7400 -v rollcall-data:/data rollcall
 #
 # Base: Node 24 LTS on Debian bookworm (Node 20 is end of life; better-sqlite3 12 supports 20 to 26). Pinned by full
@@ -21,6 +21,10 @@ RUN npm run build && npm prune --omit=dev
 FROM ${NODE_IMAGE} AS runtime
 WORKDIR /app
 ENV NODE_ENV=production
+# nft for `rollcall proxy --mode nftables` (the node service in docker-compose.yml).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nftables \
+ && rm -rf /var/lib/apt/lists/*
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
 COPY package.json openapi.yaml ./

@@ -29,6 +29,7 @@ interface Service {
   depends_on?: Record<string, { condition?: string }>;
   healthcheck?: Healthcheck;
   stop_signal?: string;
+  cap_add?: string[];
 }
 
 function flag(command: string[], name: string): string | undefined {
@@ -43,7 +44,7 @@ async function compose() {
 t.test('docker-compose.yml: the pieces fit together', async (t) => {
   const doc = await compose();
   const services = doc.services;
-  t.same(Object.keys(services).sort(), ['demo-1', 'demo-2', 'haproxy', 'haproxy-render', 'nginx', 'nginx-render', 'registry']);
+  t.same(Object.keys(services).sort(), ['client', 'demo-1', 'demo-2', 'demo-service', 'haproxy', 'haproxy-render', 'nginx', 'nginx-render', 'node', 'registry']);
   t.same(Object.keys(doc.volumes).sort(), ['haproxy-conf', 'nginx-conf', 'registry-data']);
 
   const registry = services.registry as Service;
@@ -116,12 +117,15 @@ t.test('docker-compose.yml: what issue 15 asked for', async (t) => {
   }
 
   // Every service that others wait for has a healthcheck; every wait is on health where health can come first.
+  // A one-shot job (it runs, then exits) has no health: others wait for it to complete successfully.
+  const oneShot = (s: Service) => (s as { restart?: string }).restart === 'on-failure';
   for (const [name, s] of Object.entries(services)) {
-    t.ok(s.healthcheck?.test && s.healthcheck.test.length > 0 && !s.healthcheck.disable, `${name} has a healthcheck`);
+    if (!oneShot(s)) t.ok(s.healthcheck?.test && s.healthcheck.test.length > 0 && !s.healthcheck.disable, `${name} has a healthcheck`);
     for (const [dep, how] of Object.entries(s.depends_on ?? {})) {
       t.ok(services[dep], `${name} depends on an existing service ${dep}`);
       // HAProxy cannot be healthy before its sidecar wrote the first config: that one edge waits for "started".
-      const expected = name === 'haproxy-render' && dep === 'haproxy' ? 'service_started' : 'service_healthy';
+      const expected =
+        name === 'haproxy-render' && dep === 'haproxy' ? 'service_started' : oneShot(services[dep]!) ? 'service_completed_successfully' : 'service_healthy';
       t.equal(how.condition, expected, `${name} waits for ${dep}: ${expected}`);
     }
   }
@@ -142,6 +146,31 @@ t.test('docker-compose.yml: what issue 15 asked for', async (t) => {
     if (s.build || !s.image || /:local$/.test(s.image)) continue;
     t.match(s.image, /:\d+\.\d+\.\d+(-[a-z]+)?(@sha256:[0-9a-f]{64})?$/, `${name}: ${s.image} is pinned to a full version`);
   }
+  // Network-side discovery: a node running `rollcall proxy` in nftables mode, and a client in its network
+  // namespace calling the Service by its virtual address.
+  const serviceCidr = flag(registry.command ?? [], '--service-cidr') ?? '';
+  t.match(serviceCidr, /^10\.96\.0\.0\/16$/, 'virtual IPs from a routable range (DNAT of loopback to other hosts would need route_localnet)');
+  const node = services.node as Service;
+  const nodeCmd = node.command ?? [];
+  t.equal(node.image, (services.registry as Service).image);
+  t.same(nodeCmd.slice(0, 3), ['proxy', '--mode', 'nftables'], 'the node runs rollcall proxy with the kernel data plane');
+  t.equal(flag(nodeCmd, '--registry'), 'http://registry:7400');
+  t.ok(node.cap_add?.includes('NET_ADMIN'), 'nft needs NET_ADMIN');
+  const metricsPort = (flag(nodeCmd, '--metrics-listen') ?? '').split(':').at(-1);
+  t.ok(node.ports?.some((p) => p.endsWith(`:${metricsPort}`)), `metrics published (${metricsPort})`);
+
+  const demoService = (services['demo-service']?.command ?? []).join(' ');
+  const vip = /virtualIP: '([\d.]+)'/.exec(demoService)?.[1] ?? '';
+  t.match(demoService, /\/v1\/namespaces\/default\/services\/demo'/, 'demo-service creates the Service demo');
+  t.match(demoService, /ports: \[\{port: 80, targetPort: 8000\}\]/, 'port 80 → the demo apps\' 8000');
+  t.ok(vip.startsWith('10.96.'), `its virtual IP ${vip} is inside --service-cidr`);
+  for (const name of ['demo-1', 'demo-2']) t.equal(flag(services[name]?.command ?? [], '--port'), '8000', `${name} serves on the targetPort`);
+
+  const client = services.client as Service;
+  t.equal(client.network_mode, 'service:node', "the client lives in the node's network namespace, where the rules are");
+  t.match((client.command ?? []).join(' '), new RegExp(`fetch\\('http://${vip.replace(/\./g, '\\.')}/'\\)`), 'and calls the virtual address, port 80');
+  t.equal(client.depends_on?.node?.condition, 'service_healthy', 'the client starts once the node has its rules');
+
 });
 
 t.test('Dockerfile', async (t) => {
@@ -168,6 +197,8 @@ t.test('Dockerfile', async (t) => {
   t.equal(last, 'FROM runtime', 'the default target is the registry image');
   t.match(text, /^FROM runtime AS nginx$/m, 'an nginx target for the compose demo');
 
+  t.match(runtime, /apt-get install[^\n]*nftables/, 'the runtime image has nft (rollcall proxy --mode nftables)');
   const ignore = await readFile(join(ROOT, '.dockerignore'), 'utf8');
   for (const entry of ['node_modules', 'dist', '.git']) t.ok(ignore.split('\n').includes(entry), `.dockerignore leaves out ${entry}`);
+
 });

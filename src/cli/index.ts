@@ -9,6 +9,7 @@ import { addAgentCommand } from './agent.js';
 import { addBackupCommand } from './backup.js';
 import { addInstanceCommands } from './instance-commands.js';
 import { addNamespaceCommands } from './namespace-commands.js';
+import { addProxyCommand } from './proxy.js';
 import { addEnvCommand, addServiceCommands } from './service-commands.js';
 
 const program = new Command();
@@ -25,6 +26,7 @@ addRenderCommand(program);
 addAgentCommand(program);
 addInstanceCommands(program);
 addNamespaceCommands(program);
+addProxyCommand(program);
 addServiceCommands(program);
 addEnvCommand(program);
 addBackupCommand(program);

@@ -11,7 +11,10 @@ export function instanceKey(i: Pick<Instance, 'namespace' | 'service' | 'id'>): 
   return `${i.namespace}\u0000${i.service}\u0000${i.id}`;
 }
 
-export function compareInstances(a: Instance, b: Instance): number {
+/** What the picker needs of an instance; `rollcall proxy` passes its backends in this shape. */
+export type PickCandidate = Pick<Instance, 'namespace' | 'service' | 'id' | 'status' | 'weight' | 'zone'>;
+
+export function compareInstances(a: Pick<Instance, 'namespace' | 'service' | 'id'>, b: Pick<Instance, 'namespace' | 'service' | 'id'>): number {
   if (a.namespace !== b.namespace) return a.namespace < b.namespace ? -1 : 1;
   if (a.service !== b.service) return a.service < b.service ? -1 : 1;
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
@@ -27,7 +30,7 @@ export function createPicker() {
   const pools = new Map<string, Map<string, number>>();
 
   return {
-    pick(instances: Iterable<Instance>, zone?: string): Instance | undefined {
+    pick<T extends PickCandidate>(instances: Iterable<T>, zone?: string): T | undefined {
       const routable = [...instances].filter(isRoutable).sort(compareInstances);
       if (routable.length === 0) return undefined;
       let pool = routable;
@@ -49,7 +52,7 @@ export function createPicker() {
       for (const k of current.keys()) if (!keys.has(k)) current.delete(k);
 
       let total = 0;
-      let best: Instance | undefined;
+      let best: T | undefined;
       let bestWeight = -Infinity;
       for (const i of pool) {
         const k = instanceKey(i);

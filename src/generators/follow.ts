@@ -21,6 +21,7 @@ export function mergeSources(...sources: FollowSource[]): FollowSource {
   };
 }
 
+/** T is what a render produces: config text for the generators, a desired state for `rollcall proxy`. */
 export interface FollowOptions<T = string> {
   source: FollowSource;
   /** Renders the current state of the source (may wait, e.g. for name lookups). */
