@@ -8,6 +8,7 @@ import { addWatchCommand } from './watch.js';
 import { addAgentCommand } from './agent.js';
 import { addInstanceCommands } from './instance-commands.js';
 import { addNamespaceCommands } from './namespace-commands.js';
+import { addTokenCommand } from './token.js';
 
 const program = new Command();
 program
@@ -23,5 +24,6 @@ addRenderCommand(program);
 addAgentCommand(program);
 addInstanceCommands(program);
 addNamespaceCommands(program);
+addTokenCommand(program);
 
 await program.parseAsync(process.argv);
