@@ -16,13 +16,15 @@ import os from 'node:os';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { createClient, HEALTH_DEFAULTS, type ProbeResult, type RegisterOptions, type Registration } from '../client/index.js';
-import { DEFAULT_REGISTRY_URL, collect, defaultAddress } from './options.js';
+import { DEFAULT_REGISTRY_URL, addConnectionOptions, collect, defaultAddress } from './options.js';
+import type { ClientTls } from '../client/tls.js';
 import { hostPort } from './output.js';
 import { execProbe, httpProbe, tcpProbe } from './probes.js';
 
 interface AgentFlags {
   registry: string;
   token?: string;
+  tls?: ClientTls;
   namespace: string;
   service?: string;
   id?: string;
@@ -58,6 +60,7 @@ export interface HealthPlan {
 export interface AgentPlan {
   registry: string;
   token?: string;
+  tls?: ClientTls;
   registration: RegisterOptions & { namespace: string; id: string };
   readyHttp?: string;
   drainMs: number;
@@ -157,6 +160,7 @@ export function planAgent(argv: string[], flags: AgentFlags, pid = process.pid):
   const health = planHealth(flags);
   const plan: AgentPlan = { registry: flags.registry, registration, drainMs: Math.round(drain * 1000), health, command, args };
   if (flags.token !== undefined) plan.token = flags.token;
+  if (flags.tls !== undefined) plan.tls = flags.tls;
   if (flags.readyHttp !== undefined) {
     if (!flags.readyHttp.startsWith('/')) throw new FlagError(`--ready-http must be a path starting with "/", got "${flags.readyHttp}"`);
     plan.readyHttp = flags.readyHttp;
@@ -198,6 +202,7 @@ export async function runAgent(plan: AgentPlan): Promise<void> {
     timeoutMs: 3000,
     retry: { minMs: 250, maxMs: 5000 },
     ...(plan.token === undefined ? {} : { token: plan.token }),
+    ...(plan.tls === undefined ? {} : { tls: plan.tls }),
   });
   const { namespace, service, id } = plan.registration;
   const who = `${namespace}/${service}/${id}`;
@@ -339,13 +344,13 @@ export async function runAgent(plan: AgentPlan): Promise<void> {
 }
 
 export function addAgentCommand(program: Command): void {
-  program
+  const cmd = program
     .command('agent')
     .description('run CMD and keep it registered for its lifetime: starting → up → draining → gone')
     .usage('[flags] -- CMD [ARGS...]')
     .argument('[command...]', 'the command to run and its arguments, after --')
-    .addOption(new Option('--registry <url>', 'registry base URL').env('ROLLCALL_URL').default(DEFAULT_REGISTRY_URL))
-    .addOption(new Option('--token <token>', 'bearer token for the registry').env('ROLLCALL_TOKEN'))
+    .addOption(new Option('--registry <url>', 'registry base URL').env('ROLLCALL_URL').default(DEFAULT_REGISTRY_URL));
+  addConnectionOptions(cmd)
     .option('-n, --namespace <namespace>', 'namespace', 'default')
     .option('--service <service>', 'service name (required)')
     .option('--id <id>', 'instance id (default: service-host-pid)')

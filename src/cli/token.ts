@@ -2,7 +2,6 @@
 import { type Command, Option } from 'commander';
 import { randomBytes } from 'node:crypto';
 import { ROLES } from '../auth/access.js';
-import { authEntry, entryLine } from '../auth/auth-file.js';
 import { sha256Hex } from '../auth/credentials.js';
 import { collect } from './options.js';
 import { fail } from './fail.js';
@@ -28,8 +27,10 @@ stdout: line 1 the token, line 2 the auth file entry. Example:
   rollcall token create --name deployer --role write --namespace team-a > new.txt
   tail -n 1 new.txt >> /etc/rollcall/auth.yaml && kill -HUP $(pidof rollcall)`,
     )
-    .action((opts: { name: string; role: string; namespace: string[]; cn?: string }) => {
+    .action(async (opts: { name: string; role: string; namespace: string[]; cn?: string }) => {
       if (opts.namespace.length === 0) fail('token create: give --namespace at least once (a name, a glob like team-*, or "*")');
+      // Loaded on demand: YAML and zod would slow every other command's start.
+      const { authEntry, entryLine } = await import('../auth/auth-file.js');
       const value = newToken();
       const parsed = authEntry.safeParse({
         name: opts.name,
