@@ -44,6 +44,11 @@ export async function runServer(config: Config): Promise<void> {
     } catch (err) {
       app.log.error('auth not reloaded, the previous credentials stay in force: %s', (err as Error).message);
     }
+    try {
+      if (app.reloadTls()) app.log.info('TLS certificates reloaded');
+    } catch (err) {
+      app.log.error('TLS certificates not reloaded, the previous ones stay in force: %s', (err as Error).message);
+    }
   });
 
   await app.listen({ host: config.host, port: config.port });
