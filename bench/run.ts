@@ -1,4 +1,5 @@
 // `npm run bench`: every benchmark, medians of several runs, printed as a table. Run it on a quiet machine.
+import { runAuthBench } from './auth.js';
 import { runCoreBenchMedian } from './core.js';
 import { runRenderBench } from './render.js';
 import { median } from './server-process.js';
@@ -16,6 +17,7 @@ const sections: [string, Record<string, number>][] = [];
 sections.push(['core (issue 2)', await runCoreBenchMedian(runs)]);
 sections.push(['watch (issue 3)', await runWatchBench(runs)]);
 sections.push(['render (issue 4)', await medianOf(runRenderBench)]);
+sections.push(['auth and TLS (issue 13)', await runAuthBench(runs)]);
 
 console.log(`\nrollcall benchmarks, median of ${runs} runs (node ${process.version})\n`);
 for (const [title, values] of sections) {
