@@ -1,5 +1,6 @@
 // `npm run bench`: every benchmark, medians of several runs, printed as a table. Run it on a quiet machine.
 import { runCompatBenchMedian } from './compat.js';
+import { runAuthBench } from './auth.js';
 import { runCoreBenchMedian } from './core.js';
 import { runHostileBenchMedian } from './hostile.js';
 import { runDnsBench } from './dns.js';
@@ -27,6 +28,7 @@ sections.push(['services (issue 8)', await runServicesBench(runs)]);
 sections.push(['compat: Consul wakeups, Eureka renewals (issue 11)', await runCompatBenchMedian(runs)]);
 sections.push(['hostile watchers (issue 13)', await runHostileBenchMedian(runs)]);
 sections.push(['dns (issue 9)', await medianOf(runDnsBench)]);
+sections.push(['auth and TLS (issue 13)', await runAuthBench(runs)]);
 
 console.log(`\nrollcall benchmarks, median of ${runs} runs (node ${process.version})\n`);
 for (const [title, values] of sections) {

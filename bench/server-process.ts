@@ -20,17 +20,21 @@ export async function startBenchServer(extraArgs: string[] = []): Promise<BenchS
   const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  let scheme = 'http';
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
-      const m = /listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-      if (m) resolve(Number(m[1]));
+      const m = /listening at (https?):\/\/127\.0\.0\.1:(\d+)/.exec(out);
+      if (m) {
+        scheme = m[1]!;
+        resolve(Number(m[2]));
+      }
     });
     child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
   });
   child.stdout!.resume();
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${scheme}://127.0.0.1:${port}`;
   return {
     url,
     child,

@@ -19,12 +19,22 @@ export type RouteAccess =
        * spans every namespace, which needs a credential whose scope is `*`.
        */
       namespaceFrom?: 'params' | 'query';
+      /** The one namespace an adapter serves (Eureka has no namespaces: it serves --eureka-namespace). */
+      namespace?: string;
       /** Log level of the audit line for an allowed write; heartbeats say 'debug' (thousands a second). */
       audit?: 'info' | 'debug';
     };
 
 /** A matched route that declares nothing is treated as the strongest need, so a forgotten declaration fails closed. */
 export const UNDECLARED_ACCESS: RouteAccess = { action: 'admin' };
+
+/** The OpenAPI security scheme every guarded route documents. */
+export const BEARER_SCHEME = {
+  type: 'http' as const,
+  scheme: 'bearer',
+  description:
+    'With ROLLCALL_TOKEN or --auth-file, every route except the ops routes (/healthz, /readyz, /metrics, /docs, the spec; guarded too with --protect-ops) needs `Authorization: Bearer <token>`, or a client certificate named in the auth file under mutual TLS. 401 `unauthorized`: no or unknown credential; 403 `forbidden`: the credential lacks the scope named in the message (read < write < admin, on the namespace, `*` for every namespace).',
+};
 
 declare module 'fastify' {
   interface FastifyContextConfig {

@@ -11,6 +11,7 @@ import { addInstanceCommands } from './instance-commands.js';
 import { addNamespaceCommands } from './namespace-commands.js';
 import { addProxyCommand } from './proxy.js';
 import { addEnvCommand, addServiceCommands } from './service-commands.js';
+import { addTokenCommand } from './token.js';
 
 const program = new Command();
 program
@@ -30,5 +31,6 @@ addProxyCommand(program);
 addServiceCommands(program);
 addEnvCommand(program);
 addBackupCommand(program);
+addTokenCommand(program);
 
 await program.parseAsync(process.argv);

@@ -27,7 +27,12 @@ export function addServeCommand(program: Command) {
     .option('--dns-domain <domain>', 'the DNS zone rollcall answers for (default rollcall.)')
     .option('--dns-ttl <seconds>', 'TTL of DNS answers, also the negative TTL; 0 allowed (default 5)')
     .option('--dns-ns <name>', 'name server named in NS and SOA (default ns.<domain>)')
-    .action(async (opts: Record<string, string | undefined>) => {
+    .option('--auth-file <file>', 'YAML file of scoped tokens (rollcall token create); reloaded on SIGHUP')
+    .option('--protect-ops', 'also require a token for /healthz, /readyz, /metrics, /docs and the spec')
+    .option('--tls-cert <file>', 'PEM certificate chain: serve HTTPS and WSS (reloaded on SIGHUP)')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert')
+    .option('--tls-client-ca <file>', 'PEM CA bundle: require client certificates it signed (mutual TLS)')
+    .action(async (opts: Record<string, string | boolean | undefined>) => {
       let config;
       try {
         config = loadConfig(
@@ -52,6 +57,11 @@ export function addServeCommand(program: Command) {
             dnsDomain: opts.dnsDomain,
             dnsTtl: opts.dnsTtl,
             dnsNs: opts.dnsNs,
+            authFile: opts.authFile,
+            protectOps: opts.protectOps,
+            tlsCert: opts.tlsCert,
+            tlsKey: opts.tlsKey,
+            tlsClientCa: opts.tlsClientCa,
           },
           process.env,
         );

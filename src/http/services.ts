@@ -45,6 +45,7 @@ export const serviceRoutes: FastifyPluginAsyncZod<ServiceRoutesOptions> = async 
   app.put(
     SERVICE_URL,
     {
+      config: { access: { action: 'admin', namespaceFrom: 'params' } },
       schema: {
         tags: ['services'],
         summary: 'Create a Service (a stable virtual IP for the service), or replace its ports',
@@ -69,6 +70,7 @@ export const serviceRoutes: FastifyPluginAsyncZod<ServiceRoutesOptions> = async 
   app.get(
     SERVICE_URL,
     {
+      config: { access: { action: 'read', namespaceFrom: 'params' } },
       schema: {
         tags: ['services'],
         summary: 'Get a Service',
@@ -90,6 +92,7 @@ export const serviceRoutes: FastifyPluginAsyncZod<ServiceRoutesOptions> = async 
   app.delete(
     SERVICE_URL,
     {
+      config: { access: { action: 'admin', namespaceFrom: 'params' } },
       schema: {
         tags: ['services'],
         summary: 'Delete a Service and release its virtual IP (its instances stay registered)',

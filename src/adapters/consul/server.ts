@@ -1,6 +1,8 @@
 // The Consul-compatible listener: Consul's HTTP paths under /v1, decoded, one registry call each, encoded as
 // Consul does (JSON bodies, X-Consul-* headers, plain-text errors). Its own Fastify instance on its own port.
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import { bearerToken, type Credentials } from '../../auth/credentials.js';
+import { missingScope } from '../../auth/rules.js';
 import type { Metrics } from '../../metrics.js';
 import type { Registry } from '../../registry/registry.js';
 import { DNS_LABEL, type Instance, type InstanceStatus } from '../../schemas/instance.js';
@@ -34,8 +36,12 @@ export interface ConsulServerOptions {
   /** Aborted when the registry shuts down: waiting blocking queries answer at once. */
   shutdown: AbortSignal;
   node: NodeInfo;
-  /** When set, requests must carry it (X-Consul-Token, Authorization: Bearer or ?token=). */
-  token?: string;
+  /**
+   * The registry's credentials (ROLLCALL_TOKEN, --auth-file), null when auth is off. A request carries its token
+   * as Consul clients do (X-Consul-Token, Authorization: Bearer or ?token=); reads need read, writes write, on
+   * the request's namespace (?ns=, else default).
+   */
+  credentials: (() => Credentials) | null;
   /** A request failed on rollcall's side (a 5xx): the server logs it; the client gets no details. */
   onError?: (err: unknown) => void;
 }
@@ -68,7 +74,7 @@ function flag(q: Query, name: string): boolean {
 }
 
 export async function buildConsulServer(options: ConsulServerOptions) {
-  const { registry, hub, metrics, shutdown, node, token } = options;
+  const { registry, hub, metrics, shutdown, node, credentials } = options;
   const app = Fastify({ logger: false, bodyLimit: 1024 * 1024, routerOptions: { maxParamLength: 256 } });
 
   // Consul clients send JSON with or without a content type, and PUTs with no body at all.
@@ -97,11 +103,17 @@ export async function buildConsulServer(options: ConsulServerOptions) {
   });
   app.setNotFoundHandler((_req, reply) => reply.code(404).type('text/plain; charset=utf-8').send('404 page not found\n'));
 
-  if (token !== undefined) {
+  if (credentials !== null) {
     app.addHook('onRequest', async (req) => {
       const q = req.query as Query;
-      const given = req.headers['x-consul-token'] ?? req.headers.authorization?.replace(/^Bearer /, '') ?? one(q, 'token');
-      if (given !== token) throw new ConsulError(403, 'Permission denied: rollcall needs its --token in X-Consul-Token');
+      const header = req.headers['x-consul-token'];
+      const given = (typeof header === 'string' ? header : undefined) ?? bearerToken(req.headers.authorization) ?? one(q, 'token');
+      // Consul answers 403 "ACL not found" / "Permission denied" as plain text; its clients only read the status.
+      const principal = given === undefined ? null : credentials().byToken(given);
+      if (principal === null) throw new ConsulError(403, 'ACL not found: rollcall needs a token in X-Consul-Token');
+      const action = req.method === 'GET' || req.method === 'HEAD' ? 'read' : 'write';
+      const missing = missingScope(principal, action, one(q, 'ns') ?? 'default');
+      if (missing !== null) throw new ConsulError(403, `Permission denied: "${principal.name}" lacks the scope ${missing}`);
     });
   }
 

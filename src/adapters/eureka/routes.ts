@@ -2,6 +2,7 @@
 // default to): decode JSON or XML, one registry call, encode as Eureka does. Hidden from openapi.yaml: it is
 // Eureka's protocol, documented by Eureka and in the README, not part of rollcall's own API.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { RollcallError } from '../../errors.js';
 import type { Metrics } from '../../metrics.js';
 import type { Registry } from '../../registry/registry.js';
 import type { Instance } from '../../schemas/instance.js';
@@ -27,12 +28,9 @@ export interface EurekaRoutesOptions {
   metrics: Metrics;
   /** The rollcall namespace Eureka's flat app list maps onto. */
   namespace: string;
-  /** When set, requests must carry it as the Basic auth password (http://user:TOKEN@host/eureka) or a Bearer token. */
-  token?: string;
 }
 
 const PREFIXES = ['/eureka', '/eureka/v2'];
-const HIDDEN = { schema: { hide: true } };
 
 interface AppParams {
   app: string;
@@ -41,8 +39,13 @@ interface InstanceParams extends AppParams {
   id: string;
 }
 
-export const eurekaRoutes: FastifyPluginAsync<EurekaRoutesOptions> = async (app, { registry, hub, metrics, namespace, token }) => {
+export const eurekaRoutes: FastifyPluginAsync<EurekaRoutesOptions> = async (app, { registry, hub, metrics, namespace }) => {
   const recent = createRecentChanges(hub, namespace);
+  // Foreign protocol: left out of openapi.yaml (README documents it). Auth is the shared hook's, on the one
+  // namespace this API serves; Eureka clients send the token as the Basic auth password (http://u:TOKEN@host).
+  const READ = { schema: { hide: true }, config: { access: { action: 'read' as const, namespace } } };
+  const WRITE = { schema: { hide: true }, config: { access: { action: 'write' as const, namespace } } };
+  const RENEW = { schema: { hide: true }, config: { access: { action: 'write' as const, namespace, audit: 'debug' as const } } };
   app.addHook('onClose', async () => recent.close());
 
   // Eureka clients post JSON or XML; both become the same object ({instance: {...}}).
@@ -56,23 +59,14 @@ export const eurekaRoutes: FastifyPluginAsync<EurekaRoutesOptions> = async (app,
 
   // Eureka answers errors as plain text; its clients only look at the status.
   app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
-    const status = err instanceof EurekaError ? err.statusCode : err.statusCode !== undefined && err.statusCode < 500 ? err.statusCode : 500;
+    // RollcallError (the shared auth hook's 401/403) carries `status`; Fastify's own errors carry statusCode.
+    const own = err instanceof EurekaError ? err.statusCode : err instanceof RollcallError ? err.status : err.statusCode;
+    const status = own !== undefined && own < 500 ? own : 500;
+    if (status === 401) reply.header('www-authenticate', 'Basic realm="rollcall"');
     if (status >= 500) req.log.error({ err }, 'eureka request failed');
     const message = status < 500 ? err.message : 'rollcall: internal error; the server log has the details';
     return reply.code(status).type('text/plain; charset=utf-8').send(message);
   });
-
-  if (token !== undefined) {
-    const basic = (value: string) => Buffer.from(value, 'base64').toString('utf8').split(':').slice(1).join(':');
-    app.addHook('onRequest', async (req, reply) => {
-      const auth = req.headers.authorization ?? '';
-      const given = auth.startsWith('Basic ') ? basic(auth.slice(6)) : auth.startsWith('Bearer ') ? auth.slice(7) : undefined;
-      if (given !== token) {
-        reply.header('www-authenticate', 'Basic realm="rollcall"');
-        throw new EurekaError(401, 'rollcall needs its --token: http://any-user:TOKEN@host/eureka or Authorization: Bearer TOKEN');
-      }
-    });
-  }
 
   function send(req: FastifyRequest, reply: FastifyReply, root: Record<string, unknown>) {
     if (wantsJson(req.headers.accept)) return reply.type('application/json').send(JSON.stringify(root));
@@ -109,14 +103,14 @@ export const eurekaRoutes: FastifyPluginAsync<EurekaRoutesOptions> = async (app,
   }
 
   for (const prefix of PREFIXES) {
-    app.get(`${prefix}/apps`, HIDDEN, async (req, reply) => {
+    app.get(`${prefix}/apps`, READ, async (req, reply) => {
       await registry.settled();
       return send(req, reply, applications(all()));
     });
 
     // The changes of the last three minutes; the hashcode is the whole registry's, so a client can check
     // that its copy with the delta applied matches and refetch in full when it does not.
-    app.get(`${prefix}/apps/delta`, HIDDEN, async (req, reply) => {
+    app.get(`${prefix}/apps/delta`, READ, async (req, reply) => {
       await registry.settled();
       const changes = recent.list();
       const byApp = new Map<string, ReturnType<typeof toEurekaInstance>[]>();
@@ -135,7 +129,7 @@ export const eurekaRoutes: FastifyPluginAsync<EurekaRoutesOptions> = async (app,
       });
     });
 
-    app.get<{ Params: AppParams }>(`${prefix}/apps/:app`, HIDDEN, async (req, reply) => {
+    app.get<{ Params: AppParams }>(`${prefix}/apps/:app`, READ, async (req, reply) => {
       await registry.settled();
       const service = serviceOf(req.params.app);
       const [application] = toApplications(registry.list({ namespace, service }).items);
@@ -143,12 +137,12 @@ export const eurekaRoutes: FastifyPluginAsync<EurekaRoutesOptions> = async (app,
       return send(req, reply, { application });
     });
 
-    app.get<{ Params: InstanceParams }>(`${prefix}/apps/:app/:id`, HIDDEN, async (req, reply) => {
+    app.get<{ Params: InstanceParams }>(`${prefix}/apps/:app/:id`, READ, async (req, reply) => {
       await registry.settled();
       return send(req, reply, { instance: toEurekaInstance(instanceOf(req.params)) });
     });
 
-    app.get<{ Params: { id: string } }>(`${prefix}/instances/:id`, HIDDEN, async (req, reply) => {
+    app.get<{ Params: { id: string } }>(`${prefix}/instances/:id`, READ, async (req, reply) => {
       await registry.settled();
       const found = registry.findById(namespace, req.params.id);
       if (!found) throw new EurekaError(404, `Unknown instance "${req.params.id}"`);
@@ -159,7 +153,7 @@ export const eurekaRoutes: FastifyPluginAsync<EurekaRoutesOptions> = async (app,
       ['vips', 'vipAddress'],
       ['svips', 'secureVipAddress'],
     ] as const) {
-      app.get<{ Params: { vip: string } }>(`${prefix}/${kind}/:vip`, HIDDEN, async (req, reply) => {
+      app.get<{ Params: { vip: string } }>(`${prefix}/${kind}/:vip`, READ, async (req, reply) => {
         await registry.settled();
         const instances = all();
         const matching = instances.filter((i) => (i.metadata[`${EUREKA_PREFIX}${field}`] ?? i.service).split(',').includes(req.params.vip));
@@ -167,7 +161,7 @@ export const eurekaRoutes: FastifyPluginAsync<EurekaRoutesOptions> = async (app,
       });
     }
 
-    app.post<{ Params: AppParams }>(`${prefix}/apps/:app`, HIDDEN, async (req, reply) => {
+    app.post<{ Params: AppParams }>(`${prefix}/apps/:app`, WRITE, async (req, reply) => {
       const { service, id, input } = decodeInstance(req.params.app, req.body);
       let existing: Instance | undefined;
       try {
@@ -182,7 +176,7 @@ export const eurekaRoutes: FastifyPluginAsync<EurekaRoutesOptions> = async (app,
     });
 
     // Renew: 404 for an unknown or expired instance, so the client registers again.
-    app.put<{ Params: InstanceParams }>(`${prefix}/apps/:app/:id`, HIDDEN, async (req, reply) => {
+    app.put<{ Params: InstanceParams }>(`${prefix}/apps/:app/:id`, RENEW, async (req, reply) => {
       const i = instanceOf(req.params);
       try {
         registry.heartbeat(namespace, i.service, i.id);
@@ -195,7 +189,7 @@ export const eurekaRoutes: FastifyPluginAsync<EurekaRoutesOptions> = async (app,
       return reply.code(200).send();
     });
 
-    app.delete<{ Params: InstanceParams }>(`${prefix}/apps/:app/:id`, HIDDEN, async (req, reply) => {
+    app.delete<{ Params: InstanceParams }>(`${prefix}/apps/:app/:id`, WRITE, async (req, reply) => {
       const i = instanceOf(req.params);
       registry.deregister(namespace, i.service, i.id);
       await registry.settled();
@@ -204,7 +198,7 @@ export const eurekaRoutes: FastifyPluginAsync<EurekaRoutesOptions> = async (app,
     });
 
     // Status override (e.g. OUT_OF_SERVICE to take an instance out of rotation); kept across re-registrations.
-    app.put<{ Params: InstanceParams; Querystring: { value?: string } }>(`${prefix}/apps/:app/:id/status`, HIDDEN, async (req, reply) => {
+    app.put<{ Params: InstanceParams; Querystring: { value?: string } }>(`${prefix}/apps/:app/:id/status`, WRITE, async (req, reply) => {
       const i = instanceOf(req.params);
       const value = (req.query.value ?? '').toUpperCase();
       const status = toRollcallStatus(value);
@@ -215,7 +209,7 @@ export const eurekaRoutes: FastifyPluginAsync<EurekaRoutesOptions> = async (app,
     });
 
     // Removing the override: the instance falls back to ?value= (Eureka's suggestion), UP when not given.
-    app.delete<{ Params: InstanceParams; Querystring: { value?: string } }>(`${prefix}/apps/:app/:id/status`, HIDDEN, async (req, reply) => {
+    app.delete<{ Params: InstanceParams; Querystring: { value?: string } }>(`${prefix}/apps/:app/:id/status`, WRITE, async (req, reply) => {
       const i = instanceOf(req.params);
       const status = toRollcallStatus(req.query.value ?? 'UP');
       if (status === undefined) throw new EurekaError(400, `Invalid status "${req.query.value ?? ''}"`);
@@ -225,7 +219,7 @@ export const eurekaRoutes: FastifyPluginAsync<EurekaRoutesOptions> = async (app,
     });
 
     // PUT …/metadata?key=value: adds or replaces metadata entries.
-    app.put<{ Params: InstanceParams; Querystring: Record<string, string> }>(`${prefix}/apps/:app/:id/metadata`, HIDDEN, async (req, reply) => {
+    app.put<{ Params: InstanceParams; Querystring: Record<string, string> }>(`${prefix}/apps/:app/:id/metadata`, WRITE, async (req, reply) => {
       const i = instanceOf(req.params);
       const updates = Object.entries(req.query);
       if (updates.some(([k]) => k.startsWith(EUREKA_PREFIX) || k === '')) throw new EurekaError(400, `Metadata keys starting with "${EUREKA_PREFIX}" are reserved`);

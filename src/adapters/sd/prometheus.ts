@@ -47,6 +47,8 @@ export const prometheusSdRoutes: FastifyPluginAsyncZod<PrometheusSdOptions> = as
   app.get(
     '/v1/sd/prometheus',
     {
+      // Without ?namespace= the targets span every namespace: that needs a token whose scope is `*`.
+      config: { access: { action: 'read', namespaceFrom: 'query' } },
       schema: {
         tags: ['discovery'],
         summary: 'Scrape targets for Prometheus http_sd_configs',
