@@ -89,14 +89,17 @@ t.test('each role on each kind of route, in and out of its namespaces', async (t
   t.same(other.body.items, [], 'nothing out of scope was written');
 });
 
+const MALFORMED = 'The Authorization header must be "Bearer <token>" (or Basic auth with the token as the password).';
+
 t.test('401 for no, malformed or unknown credentials; the token never appears in an answer', async (t) => {
   const { app } = await authApp(t);
   const cases: [Record<string, string>, string][] = [
     [{}, 'This registry needs "Authorization: Bearer <token>".'],
     [{ authorization: 'Bearer nope' }, 'The bearer token is not known to this registry.'],
-    [{ authorization: `Basic ${Buffer.from(`u:${P.admin.token}`).toString('base64')}` }, 'The Authorization header must be "Bearer <token>".'],
-    [{ authorization: P.admin.token }, 'The Authorization header must be "Bearer <token>".'],
-    [{ authorization: `Bearer ${P.admin.token} extra` }, 'The Authorization header must be "Bearer <token>".'],
+    [{ authorization: `Basic ${Buffer.from(`u:nope`).toString('base64')}` }, 'The bearer token is not known to this registry.'],
+    [{ authorization: `Basic ${Buffer.from(`${P.admin.token}:`).toString('base64')}` }, MALFORMED],
+    [{ authorization: P.admin.token }, MALFORMED],
+    [{ authorization: `Bearer ${P.admin.token} extra` }, MALFORMED],
   ];
   for (const [headers, message] of cases) {
     const res = await app.inject({ url: '/v1/namespaces/team-a/services', headers });
@@ -105,6 +108,11 @@ t.test('401 for no, malformed or unknown credentials; the token never appears in
   }
   const lower = await app.inject({ url: '/v1/namespaces/team-a/services', headers: { authorization: `bearer ${P.reader.token}` } });
   t.equal(lower.statusCode, 200, 'the scheme is case-insensitive');
+  // Clients that only know URLs with user:password (Eureka clients, Prometheus basic_auth) send the token as the
+  // Basic password; it is the same credential with the same scope.
+  const basic = (token: string) => ({ authorization: `Basic ${Buffer.from(`any-user:${token}`).toString('base64')}` });
+  t.equal((await app.inject({ url: '/v1/namespaces/team-a/services', headers: basic(P.reader.token) })).statusCode, 200, 'Basic with the token as password');
+  t.equal((await app.inject({ method: 'PUT', url: '/v1/namespaces/team-a/services/web/instances/b1', headers: basic(P.reader.token), payload: { address: '10.0.0.1', port: 80 } })).statusCode, 403, 'and the same scope: a read token cannot write');
 });
 
 t.test('ROLLCALL_TOKEN stays a single admin token beside the auth file', async (t) => {
