@@ -19,6 +19,7 @@ import { instanceRoutes } from './http/instances.js';
 import { opsRoutes } from './http/ops.js';
 import { renderRoutes } from './http/render.js';
 import { serviceRoutes } from './http/services.js';
+import { uiRoutes } from './http/ui.js';
 import { watchRoutes } from './http/watch.js';
 import { createMetrics } from './metrics.js';
 import { systemClock, type Clock } from './registry/clock.js';
@@ -119,7 +120,7 @@ export async function buildApp(deps: AppDeps) {
         title: 'rollcall',
         version: VERSION,
         description:
-          'A standalone service registry: instances register, heartbeat and deregister; leases expire; every change raises one registry-wide revision; watchers follow the changes over WebSocket, Server-Sent Events or blocking queries.',
+          'A standalone service registry: instances register, heartbeat and deregister; leases expire; every change raises one registry-wide revision; watchers follow the changes over WebSocket, Server-Sent Events or blocking queries.\n\nLive dashboard: [/ui](/ui).',
       },
       tags: [
         { name: 'instances', description: 'Register, renew, update, deregister and list instances' },
@@ -147,6 +148,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(instanceRoutes, { registry, hub, metrics, shutdown: shutdown.signal });
   await app.register(serviceRoutes, { registry, hub, metrics, shutdown: shutdown.signal });
   await app.register(renderRoutes, { registry });
+  await app.register(uiRoutes);
   await app.register(watchRoutes, {
     registry,
     hub,

@@ -9,7 +9,7 @@ import { buildTestApp } from './helper.js';
 t.test('healthz, readyz, and readyz failing when a migration is not applied', async (t) => {
   const { app, dataDir } = await buildTestApp(t);
   t.same((await app.inject({ url: '/healthz' })).json(), { status: 'ok' });
-  t.same((await app.inject({ url: '/readyz' })).json(), { status: 'ready', revision: 0 });
+  t.same((await app.inject({ url: '/readyz' })).json(), { status: 'ready', revision: 0, compactedRevision: 0, watchers: 0 });
   const other = new Database(join(dataDir, 'rollcall.db'));
   other.prepare('DELETE FROM schema_migrations').run();
   other.close();

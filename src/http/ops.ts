@@ -32,13 +32,24 @@ export const opsRoutes: FastifyPluginAsyncZod<OpsRoutesOptions> = async (app, { 
       schema: {
         tags: ['ops'],
         summary: 'Readiness: database open and every migration applied',
-        response: { 200: z.object({ status: z.literal('ready'), revision: z.int() }), ...errorResponses(503) },
+        description:
+          'Also answers what a dashboard shows beside readiness: the current revision, the oldest revision a watcher can still resume from (sinceRevision below it answers revision_compacted), and how many watchers are connected.',
+        response: {
+          200: z.object({
+            status: z.literal('ready'),
+            revision: z.int(),
+            compactedRevision: z.int().meta({ description: 'Oldest resumable revision: watch with sinceRevision >= this' }),
+            watchers: z.int().meta({ description: 'Watch streams connected now (WebSocket and SSE), as rollcall_watchers' }),
+          }),
+          ...errorResponses(503),
+        },
       },
     },
     async (_req, reply) => {
       const reason = notReadyReason();
       if (reason) return reply.code(503).send({ error: 'not_ready', message: reason });
-      return reply.send({ status: 'ready' as const, revision: registry.revision });
+      const watchers = (await metrics.watchers.get()).values.reduce((sum, v) => sum + v.value, 0);
+      return reply.send({ status: 'ready' as const, revision: registry.revision, compactedRevision: registry.compactedRevision(), watchers });
     },
   );
 
