@@ -10,10 +10,13 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import { join } from 'node:path';
+import type { Server as TlsServer } from 'node:tls';
 import type { Config } from './config.js';
-import { adminTokenEntry, createCredentials } from './auth/credentials.js';
+import { createAuthSource } from './auth/auth-source.js';
+import { BEARER_SCHEME } from './auth/access.js';
 import type { RouteAccess } from './auth/access.js';
 import { installAuth } from './auth/hook.js';
+import { loadServerTls, reloadServerTls } from './auth/tls.js';
 import { installErrorHandlers } from './http/error-handler.js';
 import { instanceRoutes } from './http/instances.js';
 import { opsRoutes } from './http/ops.js';
@@ -21,6 +24,7 @@ import { renderRoutes } from './http/render.js';
 import { serviceRoutes } from './http/services.js';
 import { uiRoutes } from './http/ui.js';
 import { watchRoutes } from './http/watch.js';
+import { whoamiRoutes } from './http/whoami.js';
 import { createMetrics } from './metrics.js';
 import { systemClock, type Clock } from './registry/clock.js';
 import { startLeaseKeeper } from './registry/lease-keeper.js';
@@ -50,6 +54,9 @@ export function databaseFile(dataDir: string): string {
 export async function buildApp(deps: AppDeps) {
   const { config } = deps;
   const clock = deps.clock ?? systemClock;
+  // First, so a bad auth file stops the start before anything is opened.
+  const auth = createAuthSource({ adminToken: config.token, authFile: config.authFile });
+  const tls = loadServerTls(config);
   const db: Db = openDatabase(databaseFile(config.dataDir));
   migrate(db);
   const store = createInstanceStore(db, { historySize: config.historySize });
@@ -77,7 +84,9 @@ export async function buildApp(deps: AppDeps) {
     // Per-request logs at 15k heartbeats/s would cost more than the requests; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
-  }).withTypeProvider<ZodTypeProvider>();
+    // HTTPS and WSS on the same port. Typed as the plain-HTTP options: nothing here depends on which it is.
+    ...(tls === null ? {} : { https: tls }),
+  } as FastifyServerOptions).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   // Responses are built from typed records, so the compiler already checks their shape; re-validating every
   // answer with zod cost ~3x the time of listing a 1,000-instance service. The response schemas still
@@ -90,8 +99,13 @@ export async function buildApp(deps: AppDeps) {
   // After the WebSocket plugin, whose onRequest hook must run first: it marks upgrade requests so that a refused
   // upgrade's socket is destroyed after the 401/403 (before, every refused upgrade leaked its socket and held
   // app.close() forever). Before any route: the auth hook marks the docs routes as ops routes as they are added.
-  const credentials = config.token === undefined ? null : createCredentials([adminTokenEntry(config.token)]);
-  installAuth(app, { credentials: credentials === null ? null : () => credentials, protectOps: false });
+  installAuth(app, { credentials: auth === null ? null : auth.credentials, protectOps: config.protectOps });
+  app.decorate('reloadAuth', () => auth?.reload().size ?? null);
+  app.decorate('reloadTls', () => {
+    if (tls === null) return false;
+    reloadServerTls(app.server as unknown as TlsServer, config);
+    return true;
+  });
 
   // Every route the app serves, so the OpenAPI contract test can compare them with the documented paths.
   const served: ServedRoute[] = [];
@@ -128,10 +142,10 @@ export async function buildApp(deps: AppDeps) {
         { name: 'watch', description: 'Change streams' },
         { name: 'render', description: 'Load balancer configs from the registry' },
         { name: 'ops', description: 'Health, readiness and metrics' },
+        { name: 'auth', description: 'Who the caller is' },
       ],
-      ...(config.token === undefined
-        ? {}
-        : { components: { securitySchemes: { bearer: { type: 'http' as const, scheme: 'bearer' } } }, security: [{ bearer: [] }] }),
+      components: { securitySchemes: { bearer: BEARER_SCHEME } },
+      security: [{ bearer: [] }],
     },
     transform: jsonSchemaTransform,
     transformObject: jsonSchemaTransformObject,
@@ -149,6 +163,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(serviceRoutes, { registry, hub, metrics, shutdown: shutdown.signal });
   await app.register(renderRoutes, { registry });
   await app.register(uiRoutes);
+  await app.register(whoamiRoutes, { authEnabled: auth !== null });
   await app.register(watchRoutes, {
     registry,
     hub,
@@ -202,5 +217,9 @@ declare module 'fastify' {
   interface FastifyInstance {
     registry: ReturnType<typeof createRegistry>;
     servedRoutes: ServedRoute[];
+    /** Reads the auth file again (SIGHUP): the number of principals now in force, null when auth is off. Throws on a bad file, keeping the old one. */
+    reloadAuth(): number | null;
+    /** Reads the TLS certificate, key and client CA again (SIGHUP): false without TLS. Throws on bad files, keeping the old ones. */
+    reloadTls(): boolean;
   }
 }

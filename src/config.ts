@@ -32,6 +32,29 @@ export const configSchema = z.object({
       const parsed = parseCidr(v);
       if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
     }),
+
+  // Authentication and TLS (README "Authentication and TLS")
+  /** YAML file of scoped tokens and client-certificate CNs; reloaded on SIGHUP. */
+  authFile: z.string().min(1).optional(),
+  /** Also guard /healthz, /readyz, /metrics, /docs and the spec. */
+  protectOps: z
+    .union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')])
+    .default(false),
+  /** PEM certificate chain and key: serve HTTPS and WSS on the same port; both reloaded on SIGHUP. */
+  tlsCert: z.string().min(1).optional(),
+  tlsKey: z.string().min(1).optional(),
+  /** PEM CA bundle: clients must present a certificate it signed (mutual TLS). */
+  tlsClientCa: z.string().min(1).optional(),
+}).superRefine((c, ctx) => {
+  if (c.protectOps && c.token === undefined && c.authFile === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['protectOps'], message: 'needs ROLLCALL_TOKEN or --auth-file, or nothing would be protected' });
+  }
+  if ((c.tlsCert === undefined) !== (c.tlsKey === undefined)) {
+    ctx.addIssue({ code: 'custom', path: [c.tlsCert === undefined ? 'tlsCert' : 'tlsKey'], message: '--tls-cert and --tls-key go together' });
+  }
+  if (c.tlsClientCa !== undefined && c.tlsCert === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['tlsClientCa'], message: 'needs --tls-cert and --tls-key (mutual TLS is TLS)' });
+  }
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -46,6 +69,11 @@ const ENV: Record<string, keyof Config> = {
   ROLLCALL_TOKEN: 'token',
   ROLLCALL_LOG_LEVEL: 'logLevel',
   ROLLCALL_SERVICE_CIDR: 'serviceCidr',
+  ROLLCALL_AUTH_FILE: 'authFile',
+  ROLLCALL_PROTECT_OPS: 'protectOps',
+  ROLLCALL_TLS_CERT: 'tlsCert',
+  ROLLCALL_TLS_KEY: 'tlsKey',
+  ROLLCALL_TLS_CLIENT_CA: 'tlsClientCa',
 };
 
 /** Flags win over environment variables, which win over defaults. Throws a RollcallError naming bad settings. */

@@ -1,12 +1,18 @@
-// The process: configuration, logger, listen, graceful close on SIGTERM/SIGINT.
+// The process: configuration, logger, listen, graceful close on SIGTERM/SIGINT, reload on SIGHUP.
 import { buildApp } from './app.js';
+import { logRedaction } from './auth/redact.js';
 import type { Config } from './config.js';
+
+/** The process's logger: credentials are censored from every line, whatever a line includes. */
+export function serverLoggerOptions(config: Pick<Config, 'logLevel'>) {
+  return { level: config.logLevel, redact: logRedaction };
+}
 
 export async function runServer(config: Config): Promise<void> {
   const app = await buildApp({
     config,
     processMetrics: true,
-    logger: { level: config.logLevel },
+    logger: serverLoggerOptions(config),
   });
 
   let closing = false;
@@ -30,6 +36,20 @@ export async function runServer(config: Config): Promise<void> {
   };
   process.once('SIGTERM', () => void close('SIGTERM'));
   process.once('SIGINT', () => void close('SIGINT'));
+  // SIGHUP reloads credentials without dropping a connection; a bad file is logged and the old one kept.
+  process.on('SIGHUP', () => {
+    try {
+      const principals = app.reloadAuth();
+      if (principals !== null) app.log.info({ principals }, 'auth reloaded: %d principals', principals);
+    } catch (err) {
+      app.log.error('auth not reloaded, the previous credentials stay in force: %s', (err as Error).message);
+    }
+    try {
+      if (app.reloadTls()) app.log.info('TLS certificates reloaded');
+    } catch (err) {
+      app.log.error('TLS certificates not reloaded, the previous ones stay in force: %s', (err as Error).message);
+    }
+  });
 
   await app.listen({ host: config.host, port: config.port });
 }

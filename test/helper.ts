@@ -91,15 +91,17 @@ export async function startServerProcess(
   t.teardown(() => kill());
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  let scheme = 'http';
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`rollcall serve did not start within 10 s: ${stderr}`)), 10_000);
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
-      const m = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+      const m = /Server listening at (https?):\/\/127\.0\.0\.1:(\d+)/.exec(out);
       if (m) {
         clearTimeout(timer);
-        resolve(Number(m[1]));
+        scheme = m[1]!;
+        resolve(Number(m[2]));
       }
     });
     child.once('exit', (code) => {
@@ -108,7 +110,7 @@ export async function startServerProcess(
     });
   });
   child.stdout!.resume();
-  return { url: `http://127.0.0.1:${port}`, port, dataDir, child, kill };
+  return { url: `${scheme}://127.0.0.1:${port}`, port, dataDir, child, kill };
 }
 
 /** Polls condition until it returns truthy or timeoutMs passes (then throws). No fixed sleeps in tests. */

@@ -168,15 +168,30 @@ t.test('a watcher that stops reading is closed as a slow consumer; memory stays 
   await waitFor(async () => /rollcall_watchers\{kind="websocket"\} 0/.test(await (await fetch(`${url}/metrics`)).text()), 5000, 'watcher gauge 0');
 });
 
-t.test('a peer that stops answering pings is disconnected', async (t) => {
+t.test('a peer that stops answering pings is disconnected with a close code and reason, not a bare cut (1006)', async (t) => {
   const { url } = await startServer(t, { config: { watchPingMs: 100 } });
   const healthy = await openWatch(url);
   const dead = new WebSocket(`${url.replace('http', 'ws')}/v1/watch`, { autoPong: false });
-  let closedAt = 0;
-  dead.on('close', () => (closedAt = Date.now()));
+  let closed: { code: number; reason: string } | undefined;
+  dead.on('close', (code, reason) => (closed = { code, reason: reason.toString() }));
   await new Promise((resolve) => dead.once('open', resolve));
-  await waitFor(() => closedAt > 0, 5000, 'the dead peer to be cut');
+  const got = await waitFor(() => closed, 5000, 'the dead peer to be cut');
+  t.equal(got.code, 4009);
+  t.match(got.reason, /^ping_timeout/);
   t.equal(healthy.closed, undefined, 'a peer that answers pings stays');
+
+  // A watcher that reads nothing at all (its socket paused): once it reads again, the close frame is there.
+  const stalled = new WebSocket(`${url.replace('http', 'ws')}/v1/watch`);
+  let stalledClose: { code: number; reason: string } | undefined;
+  stalled.on('close', (code, reason) => (stalledClose = { code, reason: reason.toString() }));
+  await new Promise((resolve) => stalled.once('open', resolve));
+  const raw = (stalled as unknown as { _socket: import('node:net').Socket })._socket;
+  raw.pause();
+  await waitFor(async () => /rollcall_watchers\{kind="websocket"\} 1\b/.test(await (await fetch(`${url}/metrics`)).text()), 10_000, 'the server to cut it');
+  raw.resume();
+  const cut = await waitFor(() => stalledClose, 5000, 'the close to reach the client');
+  t.not(cut.code, 1006, 'a close frame, not a bare cut');
+  t.match(cut.reason, /^(ping_timeout|slow_consumer)/);
   healthy.close();
 });
 

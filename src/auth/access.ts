@@ -26,6 +26,14 @@ export type RouteAccess =
 /** A matched route that declares nothing is treated as the strongest need, so a forgotten declaration fails closed. */
 export const UNDECLARED_ACCESS: RouteAccess = { action: 'admin' };
 
+/** The OpenAPI security scheme every guarded route documents. */
+export const BEARER_SCHEME = {
+  type: 'http' as const,
+  scheme: 'bearer',
+  description:
+    'With ROLLCALL_TOKEN or --auth-file, every route except the ops routes (/healthz, /readyz, /metrics, /docs, the spec; guarded too with --protect-ops) needs `Authorization: Bearer <token>`, or a client certificate named in the auth file under mutual TLS. 401 `unauthorized`: no or unknown credential; 403 `forbidden`: the credential lacks the scope named in the message (read < write < admin, on the namespace, `*` for every namespace).',
+};
+
 declare module 'fastify' {
   interface FastifyContextConfig {
     access?: RouteAccess;

@@ -26,7 +26,8 @@ import {
   type Registration,
   type RollcallClient,
 } from '../client/index.js';
-import { DEFAULT_REGISTRY_URL, collect, defaultAddress } from './options.js';
+import type { ClientTls } from '../client/tls.js';
+import { DEFAULT_REGISTRY_URL, addConnectionOptions, collect, defaultAddress } from './options.js';
 import { hostPort } from './output.js';
 import { execProbe, httpProbe, tcpProbe } from './probes.js';
 import { fetchEnvServices, parseServiceSelection, selectServices, serviceEnv } from './service-env.js';
@@ -34,6 +35,7 @@ import { fetchEnvServices, parseServiceSelection, selectServices, serviceEnv } f
 interface AgentFlags {
   registry: string;
   token?: string;
+  tls?: ClientTls;
   namespace: string;
   service?: string;
   id?: string;
@@ -70,6 +72,7 @@ export interface HealthPlan {
 export interface AgentPlan {
   registry: string;
   token?: string;
+  tls?: ClientTls;
   registration: RegisterOptions & { namespace: string; id: string };
   readyHttp?: string;
   drainMs: number;
@@ -176,6 +179,7 @@ export function planAgent(argv: string[], flags: AgentFlags, pid = process.pid):
     if (typeof selection === 'string') throw new FlagError(`--env-services ${selection}`);
     plan.envServices = selection;
   }
+  if (flags.tls !== undefined) plan.tls = flags.tls;
   if (flags.readyHttp !== undefined) {
     if (!flags.readyHttp.startsWith('/')) throw new FlagError(`--ready-http must be a path starting with "/", got "${flags.readyHttp}"`);
     plan.readyHttp = flags.readyHttp;
@@ -242,6 +246,7 @@ export async function runAgent(plan: AgentPlan): Promise<void> {
     timeoutMs: 3000,
     retry: { minMs: 250, maxMs: 5000 },
     ...(plan.token === undefined ? {} : { token: plan.token }),
+    ...(plan.tls === undefined ? {} : { tls: plan.tls }),
   });
   const { namespace, service, id } = plan.registration;
   const who = `${namespace}/${service}/${id}`;
@@ -397,13 +402,13 @@ export async function runAgent(plan: AgentPlan): Promise<void> {
 }
 
 export function addAgentCommand(program: Command): void {
-  program
+  const cmd = program
     .command('agent')
     .description('run CMD and keep it registered for its lifetime: starting → up → draining → gone')
     .usage('[flags] -- CMD [ARGS...]')
     .argument('[command...]', 'the command to run and its arguments, after --')
-    .addOption(new Option('--registry <url>', 'registry base URL').env('ROLLCALL_URL').default(DEFAULT_REGISTRY_URL))
-    .addOption(new Option('--token <token>', 'bearer token for the registry').env('ROLLCALL_TOKEN'))
+    .addOption(new Option('--registry <url>', 'registry base URL').env('ROLLCALL_URL').default(DEFAULT_REGISTRY_URL));
+  addConnectionOptions(cmd)
     .option('-n, --namespace <namespace>', 'namespace', 'default')
     .option('--service <service>', 'service name (required)')
     .option('--id <id>', 'instance id (default: service-host-pid)')

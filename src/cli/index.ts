@@ -9,6 +9,7 @@ import { addAgentCommand } from './agent.js';
 import { addInstanceCommands } from './instance-commands.js';
 import { addNamespaceCommands } from './namespace-commands.js';
 import { addEnvCommand, addServiceCommands } from './service-commands.js';
+import { addTokenCommand } from './token.js';
 
 const program = new Command();
 program
@@ -26,5 +27,6 @@ addInstanceCommands(program);
 addNamespaceCommands(program);
 addServiceCommands(program);
 addEnvCommand(program);
+addTokenCommand(program);
 
 await program.parseAsync(process.argv);

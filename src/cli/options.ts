@@ -1,7 +1,11 @@
 // Flags shared by the people commands and the agent: where the registry is, and parsers that turn a bad
 // value into one clear line before any request is made.
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import type { ClientOptions } from '../client/index.js';
+import type { ClientTls } from '../client/tls.js';
+import { fail } from './fail.js';
 
 const EXIT_CODES_HELP = `
 Exit codes: 0 ok, 1 bad input (bad flags or a 4xx refusal), 2 registry unreachable, 3 not found (404),
@@ -11,16 +15,64 @@ export const DEFAULT_REGISTRY_URL = 'http://127.0.0.1:7400';
 
 export interface RegistryFlags {
   registry: string;
+  /** From --token, ROLLCALL_TOKEN or (read before the action runs) --token-file. */
   token?: string;
+  /** From --ca-file, --cert and --key (read before the action runs). */
+  tls?: ClientTls;
   json?: boolean;
 }
 
-/** --registry (or ROLLCALL_URL), --token (or ROLLCALL_TOKEN), and --json when `json` is set. */
+/** The client options the flags name. */
+export function clientOptions(flags: Pick<RegistryFlags, 'registry' | 'token' | 'tls'>): ClientOptions {
+  return {
+    url: flags.registry,
+    ...(flags.token === undefined ? {} : { token: flags.token }),
+    ...(flags.tls === undefined ? {} : { tls: flags.tls }),
+  };
+}
+
+function readFlagFile(flag: string, file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    return fail(`${flag} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, 1);
+  }
+}
+
+/**
+ * --token / --token-file (a token need not appear in `ps`) and --ca-file / --cert / --key (an https:// registry,
+ * mutual TLS). The files are read before the action runs, into the `token` and `tls` option values.
+ */
+export function addConnectionOptions(cmd: Command): Command {
+  cmd.addOption(new Option('--token <token>', 'bearer token for the registry (visible in ps: prefer --token-file)').env('ROLLCALL_TOKEN'));
+  cmd.addOption(new Option('--token-file <file>', 'read the bearer token from this file').env('ROLLCALL_TOKEN_FILE'));
+  cmd.addOption(new Option('--ca-file <file>', 'PEM CA that signed the registry certificate (https://)').env('ROLLCALL_CA_FILE'));
+  cmd.addOption(new Option('--cert <file>', 'PEM client certificate (mutual TLS)').env('ROLLCALL_CERT'));
+  cmd.addOption(new Option('--key <file>', 'PEM private key of --cert').env('ROLLCALL_KEY'));
+  cmd.hook('preAction', (_self, action) => {
+    const opts = action.opts<{ token?: string; tokenFile?: string; caFile?: string; cert?: string; key?: string }>();
+    if (opts.tokenFile !== undefined) {
+      if (opts.token !== undefined && action.getOptionValueSource('token') === 'cli') fail('give --token or --token-file, not both', 1);
+      const token = readFlagFile('--token-file', opts.tokenFile).trim();
+      if (token === '' || /\s/.test(token)) fail(`--token-file ${opts.tokenFile}: must hold one token on one line`, 1);
+      action.setOptionValue('token', token);
+    }
+    if ((opts.cert === undefined) !== (opts.key === undefined)) fail('--cert and --key go together', 1);
+    const tls: ClientTls = {};
+    if (opts.caFile !== undefined) tls.ca = readFlagFile('--ca-file', opts.caFile);
+    if (opts.cert !== undefined) tls.cert = readFlagFile('--cert', opts.cert);
+    if (opts.key !== undefined) tls.key = readFlagFile('--key', opts.key);
+    if (Object.keys(tls).length > 0) action.setOptionValue('tls', tls);
+  });
+  return cmd;
+}
+
+/** --registry (or ROLLCALL_URL), the connection options, and --json when `json` is set. */
 export function addRegistryOptions(cmd: Command, { json = true } = {}): Command {
   cmd.addOption(
     new Option('--registry <url>', 'registry base URL').env('ROLLCALL_URL').default(DEFAULT_REGISTRY_URL).argParser(parseUrl),
   );
-  cmd.addOption(new Option('--token <token>', 'bearer token for the registry').env('ROLLCALL_TOKEN'));
+  addConnectionOptions(cmd);
   if (json) cmd.option('--json', 'print the answer as JSON');
   cmd.addHelpText('after', EXIT_CODES_HELP);
   return cmd;

@@ -1,7 +1,7 @@
 // How the people commands talk back: a table or JSON on stdout, one line on stderr for a failure,
 // and an exit code per kind of failure, so scripts can tell "not found" from "registry down".
 import { RollcallClientError, createClient, type RollcallClient } from '../client/index.js';
-import type { RegistryFlags } from './options.js';
+import { clientOptions, type RegistryFlags } from './options.js';
 
 /** Exit codes of the people commands (documented in README and `rollcall --help`). */
 export const EXIT = {
@@ -64,7 +64,7 @@ export async function runCommand(json: boolean | undefined, fn: () => Promise<vo
 /** runCommand with a client for the registry the flags name, closed when the command is done. */
 export async function withRegistryClient(flags: RegistryFlags, fn: (client: RollcallClient) => Promise<void>): Promise<void> {
   await runCommand(flags.json, async () => {
-    const client = createClient(flags.token === undefined ? { url: flags.registry } : { url: flags.registry, token: flags.token });
+    const client = createClient(clientOptions(flags));
     try {
       await fn(client);
     } finally {

@@ -20,7 +20,7 @@ import { instanceKey } from '../generators/snapshot.js';
 import { compileTemplate } from '../generators/template.js';
 import { writeConfig, type WriteConfigResult } from '../generators/write-config.js';
 import { DNS_LABEL } from '../schemas/instance.js';
-import { addRegistryOptions, collect, intParser, type RegistryFlags } from './options.js';
+import { addRegistryOptions, clientOptions, collect, intParser, type RegistryFlags } from './options.js';
 import { describeError, exitCodeFor } from './output.js';
 
 const KINDS = ['nginx', 'haproxy', 'template'] as const;
@@ -131,7 +131,7 @@ async function runRender(kind: Kind, flags: RenderFlags): Promise<void> {
   // Only nginx needs it: HAProxy starts with unresolvable servers (init-addr last,libc,none) and templates are the
   // user's business.
   const resolver = kind === 'nginx' && flags.resolve ? createHostResolver() : undefined;
-  const client = createClient(flags.token === undefined ? { url: flags.registry } : { url: flags.registry, token: flags.token });
+  const client = createClient(clientOptions(flags));
   try {
     const prepare = preparer(render, resolver);
     if (flags.watch) await follow(client, prepare, resolver, flags);

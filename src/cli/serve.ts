@@ -14,7 +14,12 @@ export function addServeCommand(program: Command) {
     .option('--watch-buffer-bytes <n>', 'unsent bytes after which a slow watcher is closed (default 4194304)')
     .option('--service-cidr <cidr>', 'range Service virtual IPs come from, IPv4 or IPv6 (default 127.77.0.0/16)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
-    .action(async (opts: Record<string, string | undefined>) => {
+    .option('--auth-file <file>', 'YAML file of scoped tokens (rollcall token create); reloaded on SIGHUP')
+    .option('--protect-ops', 'also require a token for /healthz, /readyz, /metrics, /docs and the spec')
+    .option('--tls-cert <file>', 'PEM certificate chain: serve HTTPS and WSS (reloaded on SIGHUP)')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert')
+    .option('--tls-client-ca <file>', 'PEM CA bundle: require client certificates it signed (mutual TLS)')
+    .action(async (opts: Record<string, string | boolean | undefined>) => {
       let config;
       try {
         config = loadConfig(
@@ -26,6 +31,11 @@ export function addServeCommand(program: Command) {
             watchBufferBytes: opts.watchBufferBytes,
             logLevel: opts.logLevel,
             serviceCidr: opts.serviceCidr,
+            authFile: opts.authFile,
+            protectOps: opts.protectOps,
+            tlsCert: opts.tlsCert,
+            tlsKey: opts.tlsKey,
+            tlsClientCa: opts.tlsClientCa,
           },
           process.env,
         );

@@ -99,7 +99,7 @@ function follow(flags: WatchFlags) {
     if (flags.service) url.searchParams.set('service', flags.service);
     if (flags.resources) url.searchParams.set('resources', flags.resources);
     if (since !== undefined) url.searchParams.set('sinceRevision', String(since));
-    const ws = new WebSocket(url, flags.token ? { headers: { authorization: `Bearer ${flags.token}` } } : {});
+    const ws = new WebSocket(url, { ...(flags.token ? { headers: { authorization: `Bearer ${flags.token}` } } : {}), ...flags.tls });
     socket = ws;
     ws.on('unexpected-response', (_req, res) => {
       let text = '';
@@ -112,7 +112,7 @@ function follow(flags: WatchFlags) {
           // not the registry's JSON: keep the status line
         }
         // A refused watch (bad filter, bad token) will be refused again: stop instead of retrying.
-        fail(message, res.statusCode === 401 ? 5 : 1);
+        fail(message, res.statusCode === 401 || res.statusCode === 403 ? 5 : 1);
       });
     });
     ws.on('open', () => (attempt = 0));

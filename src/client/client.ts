@@ -4,6 +4,7 @@ import { createApi, createServicesApi } from './api.js';
 import { DEFAULT_RETRY, type RetryOptions } from './backoff.js';
 import type { HttpConfig } from './http.js';
 import { Registration, type RegisterOptions } from './registration.js';
+import { tlsDispatcher, type ClientTls } from './tls.js';
 import { WatchView, type WatchOptions } from './watch-view.js';
 
 export interface ClientOptions {
@@ -11,6 +12,8 @@ export interface ClientOptions {
   url: string;
   /** Sent as `Authorization: Bearer <token>`. */
   token?: string;
+  /** For an https:// registry: the CA to trust and, for mutual TLS, a client certificate and key (PEM). */
+  tls?: ClientTls;
   /** Per-request timeout in ms (default 5000). */
   timeoutMs?: number;
   /** Backoff for background retries and reconnects. */
@@ -34,6 +37,11 @@ export function createClient(options: ClientOptions) {
     signal: abort.signal,
   };
   if (options.token !== undefined) http.token = options.token;
+  if (options.tls !== undefined) {
+    http.dispatcher = tlsDispatcher(options.tls);
+    // Requests see a failure when they await it; a client that never sends one must not crash the process.
+    http.dispatcher.catch(() => {});
+  }
   const retry: RetryOptions = { ...DEFAULT_RETRY, ...options.retry };
   const api = createApi(http);
   const registrations = new Set<Registration>();
@@ -69,8 +77,14 @@ export function createClient(options: ClientOptions) {
      */
     watch(watchOptions: WatchOptions = {}): WatchView {
       assertOpen();
-      const viewConfig = { baseUrl: http.baseUrl, timeoutMs: http.timeoutMs, retry, onClosed: (v: WatchView) => views.delete(v) };
-      const view = new WatchView(watchOptions, http.token === undefined ? viewConfig : { ...viewConfig, token: http.token });
+      const view = new WatchView(watchOptions, {
+        baseUrl: http.baseUrl,
+        timeoutMs: http.timeoutMs,
+        retry,
+        onClosed: (v: WatchView) => views.delete(v),
+        ...(http.token === undefined ? {} : { token: http.token }),
+        ...(options.tls === undefined ? {} : { tls: options.tls }),
+      });
       views.add(view);
       return view;
     },
@@ -82,6 +96,7 @@ export function createClient(options: ClientOptions) {
       for (const r of [...registrations]) r.stop();
       for (const v of [...views]) v.close();
       abort.abort();
+      void http.dispatcher?.then((d) => d.close());
     },
   };
 }

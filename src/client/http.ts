@@ -1,11 +1,14 @@
 // A small JSON-over-fetch layer: one place that turns every outcome into either a parsed body
 // or a RollcallClientError with a stable code.
+import type { Agent } from 'undici';
 import { RollcallClientError } from './errors.js';
 
 export interface HttpConfig {
   /** Base URL without a trailing slash, e.g. http://127.0.0.1:7400 */
   baseUrl: string;
   token?: string;
+  /** Set when the client has TLS settings (CA, client certificate). */
+  dispatcher?: Promise<Agent>;
   timeoutMs: number;
   /** Aborted by client.close(), so no request outlives its client. */
   signal: AbortSignal;
@@ -31,6 +34,7 @@ export async function requestJson<T>(
   const headers: Record<string, string> = { accept: 'application/json', ...authHeaders(config.token) };
   if (body !== undefined) headers['content-type'] = 'application/json';
   const timeout = AbortSignal.timeout(timeoutMs);
+  const dispatcher = await config.dispatcher;
   let res: Response;
   try {
     res = await fetch(url, {
@@ -38,6 +42,8 @@ export async function requestJson<T>(
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.any([config.signal, timeout]),
+      // Node's fetch is undici: it takes an undici dispatcher, though its types name their own copy.
+      ...(dispatcher === undefined ? {} : ({ dispatcher } as object)),
     });
   } catch (err) {
     throw transportError(err, config, method, url, timeout);

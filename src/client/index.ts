@@ -1,6 +1,7 @@
 // The published client library: `import { createClient } from 'rollcall/client'`.
-// Depends on Node's fetch and `ws` only; the types come from the registry's schemas as types, never as code.
+// Depends on Node's fetch, `ws` and `undici` (TLS settings for fetch) only; the types come from the registry's schemas as types, never as code.
 export { createClient, type ClientOptions, type RollcallClient } from './client.js';
+export type { ClientTls } from './tls.js';
 export { Registration, defaultInstanceId, type RegisterOptions } from './registration.js';
 export { WatchView, SLOW_CONSUMER_CLOSE, type WatchOptions, type ViewFilter, type ViewChange } from './watch-view.js';
 export { RollcallClientError, isRetryable, isNotFound, type ClientOnlyErrorCode } from './errors.js';

@@ -16,6 +16,7 @@ import { backoffDelay, type RetryOptions } from './backoff.js';
 import { RollcallClientError, isRetryable } from './errors.js';
 import { answerError, authHeaders } from './http.js';
 import { compareInstances, createPicker, instanceKey } from './routing.js';
+import type { ClientTls } from './tls.js';
 
 export interface WatchOptions {
   /** Default 'default'. */
@@ -48,6 +49,7 @@ export interface ViewChange {
 export interface WatchViewConfig {
   baseUrl: string;
   token?: string;
+  tls?: ClientTls;
   timeoutMs: number;
   retry: RetryOptions;
   onClosed: (view: WatchView) => void;
@@ -199,7 +201,7 @@ export class WatchView extends EventEmitter<ViewEvents> {
     if (this.synced) q.set('sinceRevision', String(this.rev));
     q.set('bookmarkSeconds', String(this.bookmarkSeconds));
     const url = `${this.config.baseUrl.replace(/^http/, 'ws')}/v1/watch?${q.toString()}`;
-    const ws = new WebSocket(url, { headers: authHeaders(this.config.token), handshakeTimeout: this.config.timeoutMs });
+    const ws = new WebSocket(url, { headers: authHeaders(this.config.token), handshakeTimeout: this.config.timeoutMs, ...this.config.tls });
     this.socket = ws;
     let lastError: Error | undefined;
     ws.on('open', () => this.armIdle(ws));

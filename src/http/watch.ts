@@ -8,7 +8,7 @@ import type { Metrics } from '../metrics.js';
 import type { Registry } from '../registry/registry.js';
 import { errorResponses, parseResources, watchQuery } from '../schemas/api.js';
 import type { WatchHub } from '../watch/hub.js';
-import { startWatchSession, type WatchSink } from '../watch/session.js';
+import { PING_TIMEOUT_CLOSE, SLOW_CONSUMER_CLOSE, startWatchSession, type WatchSink } from '../watch/session.js';
 
 export interface WatchRoutesOptions {
   registry: Registry;
@@ -22,15 +22,18 @@ export interface WatchRoutesOptions {
 /** A slow consumer's socket gets its close frame queued, then is cut after this grace so memory is freed. */
 const CLOSE_GRACE_MS = 2000;
 
+/** Every server-side close sends a code and reason (a bare cut shows the client only 1006), then frees the socket. */
+function closeWebSocket(socket: WebSocket, code: number, reason: string): void {
+  socket.close(code, reason);
+  setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref();
+}
+
 function webSocketSink(socket: WebSocket): WatchSink {
   return {
     sendEvent: (event) => socket.send(event.json, { binary: false }),
     sendMessage: (message) => socket.send(JSON.stringify(message)),
     buffered: () => socket.bufferedAmount,
-    close(code, reason) {
-      socket.close(code, reason);
-      setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref();
-    },
+    close: (code, reason) => closeWebSocket(socket, code, reason),
   };
 }
 
@@ -57,8 +60,15 @@ export const watchRoutes: FastifyPluginAsyncZod<WatchRoutesOptions> = async (app
   const alive = new WeakMap<WebSocket, boolean>();
   const pinger = setInterval(() => {
     for (const socket of app.websocketServer.clients) {
+      if (socket.readyState !== socket.OPEN) continue;
       if (alive.get(socket) === false) {
-        socket.terminate();
+        // Unsent bytes mean it stopped reading: the slow-consumer close. Otherwise it did not answer in time.
+        if (socket.bufferedAmount > 0) {
+          metrics.slowConsumerCloses.inc();
+          closeWebSocket(socket, SLOW_CONSUMER_CLOSE, 'slow_consumer: not reading; resume with sinceRevision');
+        } else {
+          closeWebSocket(socket, PING_TIMEOUT_CLOSE, 'ping_timeout: no pong within one ping interval; resume with sinceRevision');
+        }
         continue;
       }
       alive.set(socket, false);
@@ -102,6 +112,7 @@ export const watchRoutes: FastifyPluginAsyncZod<WatchRoutesOptions> = async (app
         '- `{"type":"BOOKMARK","revision":R}` after bookmarkSeconds without events;',
         '- `{"type":"ERROR","code":"revision_compacted"|"revision_ahead","message":…}`, then the stream closes: list again.',
         'A watcher that does not keep up is closed with WebSocket code 4008 (slow_consumer) and resumes with sinceRevision.',
+        'A WebSocket watcher that does not answer a ping within one ping interval is closed with code 4009 (ping_timeout).',
         'SSE resumes with the Last-Event-ID header like sinceRevision.',
       ].join('\n'),
       querystring: watchQuery,

@@ -8,6 +8,8 @@ export type WatchErrorCode = 'revision_compacted' | 'revision_ahead';
 
 /** Close code sent to a watcher that fell too far behind; it resumes with sinceRevision. */
 export const SLOW_CONSUMER_CLOSE = 4008;
+/** Close code sent to a WebSocket watcher that did not answer a ping within one interval (dead or not reading). */
+export const PING_TIMEOUT_CLOSE = 4009;
 
 export interface WatchSink {
   /** Frames and sends one message. `event` is given for change events so the sink can reuse cached bytes. */
