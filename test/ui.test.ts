@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { chromiumMissing, launchBrowser, watchPageHealth } from './browser.js';
+import { writeAuthFile } from './auth-fixtures.js';
 import { api, freePort, startServer, startServerProcess, waitFor } from './helper.js';
 
 const missing = chromiumMissing();
@@ -184,5 +185,36 @@ if (missing !== null) {
     t.notOk(requests.some((r) => r.split(' ')[0]!.includes('sesame')), 'the token is never in a URL');
     t.ok(requests.some((r) => r.includes('/v1/watch') && r.includes('Bearer sesame-42')), 'the watch carries it in a header');
     t.same(health.problems, [], 'no console errors or failed requests once signed in');
+  });
+
+  t.test('a read-only token sees the data and no write buttons; a write token gets them', async (t) => {
+    const dir = t.testdir();
+    const authFile = writeAuthFile(dir, [
+      { name: 'viewer', role: 'read', namespaces: ['*'], token: 'viewer-token-1' },
+      { name: 'ops', role: 'write', namespaces: ['*'], token: 'ops-token-1' },
+    ]);
+    const server = await startServer(t, { dataDir: dir, config: { authFile } });
+    t.equal((await register(server.url, 'default', 'web', 'web-1')).status, 401);
+    t.equal((await api(instanceUrl(server.url, 'default', 'web', 'web-1'), 'PUT', { address: '10.0.0.1', port: 80, ttlSeconds: 3600 }, { authorization: 'Bearer ops-token-1' })).status, 201);
+    for (const [token, writes] of [['viewer-token-1', false], ['ops-token-1', true]] as const) {
+      const browser = await launchBrowser();
+      const { page } = browser;
+      const health = watchPageHealth(page);
+      await health.expecting(/401/, async () => {
+        await page.goto(`${server.url}/ui#/s/default/web`);
+        await page.fill('#token', token);
+        await page.locator('form.login button[type="submit"]').click();
+        await page.locator('tr[data-id="web-1"]').waitFor({ timeout: SOON });
+      });
+      if (writes) {
+        await page.locator('tr[data-id="web-1"] button[data-action="drain"]').waitFor({ timeout: SOON });
+        t.equal(await page.locator('tr[data-id="web-1"] button').count(), 3, `${token}: drain, weight, deregister`);
+      } else {
+        await page.locator('p', { hasText: 'read only here' }).waitFor({ timeout: SOON });
+        t.equal(await page.locator('button[data-action]').count(), 0, `${token}: no write buttons`);
+      }
+      t.same(health.problems, [], `${token}: no console errors or failed requests`);
+      await browser.close();
+    }
   });
 }

@@ -38,7 +38,8 @@ export function startWatch(h: WatchHandlers): { stop(): void } {
         const headers: Record<string, string> = { accept: 'text/event-stream', ...auth.headers() };
         if (since !== null) headers['last-event-id'] = String(since);
         const res = await fetch(WATCH_URL, { headers, signal: current.signal, cache: 'no-store' });
-        if (res.status === 401) {
+        if (res.status === 401 || res.status === 403) {
+          // 403: a token scoped to some namespaces cannot follow the whole registry, which this page does.
           const body = (await res.json().catch(() => ({}))) as { message?: string };
           since = null; // whatever was shown belonged to another credential
           h.connection({ kind: 'unauthorized', message: body.message ?? 'This registry needs a token.' });
