@@ -2,6 +2,7 @@
 import { runCoreBenchMedian } from './core.js';
 import { runRenderBench } from './render.js';
 import { runServicesBench } from './services.js';
+import { runUiBench } from './ui.js';
 import { median } from './server-process.js';
 import { runWatchBench } from './watch.js';
 
@@ -18,6 +19,7 @@ sections.push(['core (issue 2)', await runCoreBenchMedian(runs)]);
 sections.push(['watch (issue 3)', await runWatchBench(runs)]);
 sections.push(['render (issue 4)', await medianOf(runRenderBench)]);
 sections.push(['services (issue 8)', await runServicesBench(runs)]);
+sections.push(['dashboard (issue 12)', await medianOf(runUiBench)]);
 
 console.log(`\nrollcall benchmarks, median of ${runs} runs (node ${process.version})\n`);
 for (const [title, values] of sections) {

@@ -32,6 +32,9 @@ export class Model {
   readonly instances = new Map<string, Map<string, Instance>>();
   /** namespace/service → Service object */
   readonly services = new Map<string, Service>();
+  /** namespace/service → instance counts, kept as instances come and go so a frame never walks every instance. */
+  private readonly counts = new Map<string, Counts>();
+  private sortedKeys: string[] | null = null;
   /** Newest first. */
   timeline: TimelineEntry[] = [];
   /** Entries added since the view last drew them (drawn highlighted, then cleared). */
@@ -40,6 +43,8 @@ export class Model {
   clear() {
     this.instances.clear();
     this.services.clear();
+    this.counts.clear();
+    this.sortedKeys = null;
     this.timeline = [];
     this.fresh = [];
     this.loaded = false;
@@ -48,6 +53,8 @@ export class Model {
   snapshot(msg: Extract<WatchMessage, { type: 'SNAPSHOT' }>) {
     this.instances.clear();
     this.services.clear();
+    this.counts.clear();
+    this.sortedKeys = null;
     for (const i of msg.items) this.put(i);
     for (const s of msg.services ?? []) this.services.set(serviceKey(s.namespace, s.name), s);
     this.revision = msg.revision;
@@ -77,6 +84,7 @@ export class Model {
       const key = serviceKey(s.namespace, s.name);
       if (msg.type === 'DELETED') this.services.delete(key);
       else this.services.set(key, s);
+      this.sortedKeys = null;
       entry = {
         revision: msg.revision,
         type: msg.type,
@@ -108,47 +116,62 @@ export class Model {
 
   /** Every namespace/service key that has instances or a Service object, sorted. */
   serviceKeys(): string[] {
-    const keys = new Set<string>(this.instances.keys());
-    for (const k of this.services.keys()) keys.add(k);
-    return [...keys].sort();
+    if (this.sortedKeys === null) {
+      const keys = new Set<string>(this.instances.keys());
+      for (const k of this.services.keys()) keys.add(k);
+      this.sortedKeys = [...keys].sort();
+    }
+    return this.sortedKeys;
   }
 
   countsOf(key: string): Counts {
-    const c = emptyCounts();
-    for (const i of this.instances.get(key)?.values() ?? []) {
-      c[i.status] += 1;
-      c.total += 1;
-    }
-    return c;
+    return this.counts.get(key) ?? emptyCounts();
   }
 
   totals(): Counts & { services: number; namespaces: number } {
     const c = emptyCounts();
-    const namespaces = new Set<string>();
-    for (const [key, m] of this.instances) {
-      namespaces.add(key.slice(0, key.indexOf('/')));
-      for (const i of m.values()) {
-        c[i.status] += 1;
-        c.total += 1;
-      }
+    for (const one of this.counts.values()) {
+      c.total += one.total;
+      for (const s of STATUSES) c[s] += one[s];
     }
-    for (const s of this.services.values()) namespaces.add(s.namespace);
-    return { ...c, services: this.serviceKeys().length, namespaces: namespaces.size };
+    const keys = this.serviceKeys();
+    const namespaces = new Set(keys.map((k) => k.slice(0, k.indexOf('/'))));
+    return { ...c, services: keys.length, namespaces: namespaces.size };
+  }
+
+  private count(i: Instance, by: 1 | -1) {
+    const key = serviceKey(i.namespace, i.service);
+    let c = this.counts.get(key);
+    if (c === undefined) this.counts.set(key, (c = emptyCounts()));
+    c[i.status] += by;
+    c.total += by;
+    if (c.total === 0) this.counts.delete(key);
   }
 
   private put(i: Instance) {
     const key = serviceKey(i.namespace, i.service);
     let m = this.instances.get(key);
-    if (m === undefined) this.instances.set(key, (m = new Map()));
+    if (m === undefined) {
+      this.instances.set(key, (m = new Map()));
+      this.sortedKeys = null;
+    }
+    const old = m.get(i.id);
+    if (old !== undefined) this.count(old, -1);
     m.set(i.id, i);
+    this.count(i, 1);
   }
 
   private remove(i: Instance) {
     const key = serviceKey(i.namespace, i.service);
     const m = this.instances.get(key);
-    if (m === undefined) return;
+    const old = m?.get(i.id);
+    if (m === undefined || old === undefined) return;
     m.delete(i.id);
-    if (m.size === 0) this.instances.delete(key);
+    this.count(old, -1);
+    if (m.size === 0) {
+      this.instances.delete(key);
+      this.sortedKeys = null;
+    }
   }
 }
 
