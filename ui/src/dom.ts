@@ -26,6 +26,13 @@ export function replaceKeepingFocus(container: Element, ...nodes: Node[]) {
   if (key !== undefined) container.querySelector<HTMLElement>(`[data-focus="${CSS.escape(key)}"]`)?.focus();
 }
 
+// Formatters built once: toLocaleString/toLocaleTimeString build a new Intl formatter per call (~0.5 ms each),
+// which made a frame drawing 100 new timeline entries take ~90 ms.
+const NUMBER = new Intl.NumberFormat('en');
+const TIME = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+export const num = (n: number) => NUMBER.format(n);
+export const clock = (ms: number) => TIME.format(ms);
+
 const STATUS_MARK: Record<string, string> = { up: '●', draining: '◐', starting: '◌', down: '○' };
 
 /** Status as a word with a shape, so colour is never the only signal. */
@@ -60,7 +67,7 @@ export function pager(label: string, page: number, pageSize: number, total: numb
     'nav',
     { class: 'pager', 'aria-label': `${label} pages` },
     h('button', { type: 'button', disabled: page === 0, 'data-focus': `${label}-prev`, onclick: () => go(page - 1) }, '‹ Previous'),
-    h('span', { class: 'pager-range' }, `${from.toLocaleString('en')}–${to.toLocaleString('en')} of ${total.toLocaleString('en')}`),
+    h('span', { class: 'pager-range' }, `${num(from)}–${num(to)} of ${num(total)}`),
     h('button', { type: 'button', disabled: page >= pages - 1, 'data-focus': `${label}-next`, onclick: () => go(page + 1) }, 'Next ›'),
   );
 }

@@ -1,6 +1,6 @@
 // The dashboard: one watch stream feeds the model; the model is drawn once per animation frame.
 import { ApiError, auth, request } from './api.js';
-import { h, leaseLeft, replaceKeepingFocus } from './dom.js';
+import { clock, h, leaseLeft, replaceKeepingFocus } from './dom.js';
 import { loginForm } from './login.js';
 import { Model, type TimelineEntry } from './model.js';
 import { renderOverview } from './overview.js';
@@ -111,7 +111,7 @@ function drawHeader() {
       text = c.resumedFrom === null ? 'Live' : `Live · caught up from revision ${c.resumedFrom}`;
       break;
     case 'reconnecting': {
-      const down = state.downSince === null ? '' : ` since ${new Date(state.downSince).toLocaleTimeString()}`;
+      const down = state.downSince === null ? '' : ` since ${clock(state.downSince)}`;
       text =
         c.attempt <= 1
           ? 'Connection dropped · reconnecting…'

@@ -1,5 +1,5 @@
 // Overview: totals by status, then every service (paged) with its counts; with a search, the matching instances.
-import { h, pager, statusBadge } from './dom.js';
+import { h, num, pager, statusBadge } from './dom.js';
 import { serviceKey } from './model.js';
 import { matcher, serviceNameMatches } from './search.js';
 import { serviceHref, type State } from './state.js';
@@ -16,8 +16,8 @@ export function renderOverview(state: State, go: (patch: Partial<State>) => void
     { class: 'summary', 'aria-label': 'Totals' },
     h('div', { class: 'tile' }, h('span', { class: 'n', 'data-total': 'namespaces' }, totals.namespaces), ' namespaces'),
     h('div', { class: 'tile' }, h('span', { class: 'n', 'data-total': 'services' }, totals.services), ' services'),
-    h('div', { class: 'tile' }, h('span', { class: 'n', 'data-total': 'instances' }, totals.total.toLocaleString('en')), ' instances'),
-    ...STATUSES.map((s) => h('div', { class: 'tile' }, h('span', { class: 'n', 'data-total': s }, totals[s].toLocaleString('en')), ' ', statusBadge(s))),
+    h('div', { class: 'tile' }, h('span', { class: 'n', 'data-total': 'instances' }, num(totals.total)), ' instances'),
+    ...STATUSES.map((s) => h('div', { class: 'tile' }, h('span', { class: 'n', 'data-total': s }, num(totals[s])), ' ', statusBadge(s))),
   );
 
   const match = matcher(query);
@@ -83,7 +83,7 @@ export function renderOverview(state: State, go: (patch: Partial<State>) => void
       h(
         'table',
         { class: 'matches' },
-        h('caption', {}, `Instances matching “${query}”: ${matches.length.toLocaleString('en')}`),
+        h('caption', {}, `Instances matching “${query}”: ${num(matches.length)}`),
         h(
           'thead',
           {},

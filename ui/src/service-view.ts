@@ -1,6 +1,6 @@
 // One service: its Service object (virtual IP, ports) and its instances, paged, with lease countdowns and actions.
 import { deregister, drain, setWeight } from './actions.js';
-import { h, leaseLeft, pager, since, statusBadge } from './dom.js';
+import { h, leaseLeft, num, pager, since, statusBadge } from './dom.js';
 import { serviceKey } from './model.js';
 import { matcher } from './search.js';
 import { canWrite, type State } from './state.js';
@@ -64,7 +64,7 @@ export function renderService(state: State, namespace: string, service: string, 
   const table = h(
     'table',
     { class: 'instances' },
-    h('caption', {}, `Instances: ${list.length.toLocaleString('en')}${match === null ? '' : ` matching “${state.query}” of ${all.length.toLocaleString('en')}`}`),
+    h('caption', {}, `Instances: ${num(list.length)}${match === null ? '' : ` matching “${state.query}” of ${num(all.length)}`}`),
     h(
       'thead',
       {},

@@ -19,10 +19,14 @@ export async function* readSse(body: ReadableStream<Uint8Array>): AsyncGenerator
       const { value, done } = await reader.read();
       if (done) return;
       buffer += decoder.decode(value, { stream: true });
+      // Walk the chunk with an index and keep only the unfinished tail: slicing the buffer per line would copy
+      // it once per line, quadratic in a burst's chunk of hundreds of events.
+      let start = 0;
       let nl: number;
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, nl).replace(/\r$/, '');
-        buffer = buffer.slice(nl + 1);
+      while ((nl = buffer.indexOf('\n', start)) >= 0) {
+        const end = nl > start && buffer.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
+        const line = buffer.slice(start, end);
+        start = nl + 1;
         if (line === '') {
           if (data.length > 0) yield { event, id, data: data.join('\n') };
           event = 'message';
@@ -38,6 +42,7 @@ export async function* readSse(body: ReadableStream<Uint8Array>): AsyncGenerator
         else if (field === 'event') event = val;
         else if (field === 'id') id = val;
       }
+      buffer = buffer.slice(start);
     }
   } finally {
     reader.releaseLock();

@@ -1,6 +1,6 @@
 // The event timeline: changes since the page opened, newest first. New entries are prepended (and highlighted)
 // rather than the list redrawn, so a burst costs one insertion per event, once per frame.
-import { h } from './dom.js';
+import { clock, h } from './dom.js';
 import type { TimelineEntry } from './model.js';
 
 const SHOWN = 100;
@@ -20,7 +20,7 @@ function item(e: TimelineEntry, fresh: boolean): HTMLElement {
     ' ',
     h('span', { class: 'detail muted' }, e.detail),
     ' ',
-    h('time', { datetime: new Date(e.receivedAt).toISOString() }, new Date(e.receivedAt).toLocaleTimeString()),
+    h('time', { datetime: new Date(e.receivedAt).toISOString() }, clock(e.receivedAt)),
   );
 }
 
