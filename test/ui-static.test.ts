@@ -45,6 +45,10 @@ t.test('the page is open without a token (it holds no data); the API behind it i
   t.equal((await app.inject({ url: '/ui' })).statusCode, 200);
   t.equal((await app.inject({ url: '/ui/main.js' })).statusCode, 200);
   t.equal((await app.inject({ url: '/v1/namespaces' })).statusCode, 401);
+  const { app: guarded } = await buildTestApp(t, { config: { token: 'sesame', protectOps: true } });
+  t.equal((await guarded.inject({ url: '/ui' })).statusCode, 200, 'open with --protect-ops: the page asks for the token');
+  t.equal((await guarded.inject({ url: '/' })).statusCode, 302);
+  t.equal((await guarded.inject({ url: '/readyz' })).statusCode, 401, 'what it reads stays guarded');
 });
 
 t.test('hidden from the OpenAPI document; /docs links to the dashboard', async (t) => {

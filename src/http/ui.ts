@@ -1,6 +1,6 @@
 // The dashboard's static files (built by `npm run build` into dist/ui) at /ui, and / redirecting there.
-// The page holds no data: it reads everything through the public API, so the files are ops routes (open like
-// /docs). Only the files the build produced are served, looked up by exact name, so no path reaches outside.
+// The page holds no data: it reads everything through the public API, so the files are open (access 'public', even
+// with --protect-ops: the page must load to ask for the token). Only the files the build produced are served, looked up by exact name, so no path reaches outside.
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, extname, join } from 'node:path';
@@ -44,7 +44,7 @@ function loadAssets(dir: string): Map<string, Asset> {
 
 export const uiRoutes: FastifyPluginAsync<{ dir?: string }> = async (app, { dir = UI_DIR }) => {
   const assets = loadAssets(dir);
-  const config = { access: 'ops' as const };
+  const config = { access: 'public' as const };
   const schema = { hide: true };
 
   const send = (name: string, ifNoneMatch: string | undefined, reply: import('fastify').FastifyReply) => {
