@@ -16,6 +16,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
+# The dashboard (/ui): its sources, bundled into dist/ui by the same build.
+COPY ui ./ui
 RUN npm run build && npm prune --omit=dev
 
 FROM ${NODE_IMAGE} AS runtime
@@ -27,6 +29,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
+COPY --from=build /app/dist/ui ./dist/ui
 COPY package.json openapi.yaml ./
 # migrate.ts finds migrations/ at the package root, next to dist/.
 COPY migrations ./migrations

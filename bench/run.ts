@@ -7,6 +7,7 @@ import { runDnsBench } from './dns.js';
 import { runProxyLoopbackBench, runProxyNetnsBench } from './proxy.js';
 import { runRenderBench } from './render.js';
 import { runServicesBench } from './services.js';
+import { runUiBench } from './ui.js';
 import { median } from './server-process.js';
 import { runWatchBench } from './watch.js';
 
@@ -29,6 +30,7 @@ sections.push(['compat: Consul wakeups, Eureka renewals (issue 11)', await runCo
 sections.push(['hostile watchers (issue 13)', await runHostileBenchMedian(runs)]);
 sections.push(['dns (issue 9)', await medianOf(runDnsBench)]);
 sections.push(['auth and TLS (issue 13)', await runAuthBench(runs)]);
+sections.push(['dashboard (issue 12)', await medianOf(runUiBench)]);
 
 console.log(`\nrollcall benchmarks, median of ${runs} runs (node ${process.version})\n`);
 for (const [title, values] of sections) {

@@ -28,6 +28,7 @@ import { opsRoutes } from './http/ops.js';
 import { renderRoutes } from './http/render.js';
 import { installServerLimits, serverLimitOptions } from './http/server-limits.js';
 import { serviceRoutes } from './http/services.js';
+import { uiRoutes } from './http/ui.js';
 import { onWebSocketError, watchRoutes } from './http/watch.js';
 import { whoamiRoutes } from './http/whoami.js';
 import { createMetrics } from './metrics.js';
@@ -157,7 +158,7 @@ export async function buildApp(deps: AppDeps) {
         title: 'rollcall',
         version: VERSION,
         description:
-          'A standalone service registry: instances register, heartbeat and deregister; leases expire; every change raises one registry-wide revision; watchers follow the changes over WebSocket, Server-Sent Events or blocking queries.',
+          'A standalone service registry: instances register, heartbeat and deregister; leases expire; every change raises one registry-wide revision; watchers follow the changes over WebSocket, Server-Sent Events or blocking queries.\n\nLive dashboard: [/ui](/ui).',
       },
       tags: [
         { name: 'instances', description: 'Register, renew, update, deregister and list instances' },
@@ -193,6 +194,7 @@ export async function buildApp(deps: AppDeps) {
     metrics,
     namespace: config.eurekaNamespace,
   });
+  await app.register(uiRoutes);
   await app.register(whoamiRoutes, { authEnabled: auth !== null });
   await app.register(watchRoutes, {
     registry,

@@ -104,7 +104,9 @@ t.test('no request target reaches a guarded route without the token', async (t) 
   const server = await startServer(t, { config: { token: TOKEN } });
   const routes = server.app.servedRoutes.filter((r) => !r.url.includes('*'));
   t.ok(routes.some((r) => r.method === 'PUT'), 'write routes are among those probed');
-  const probes = routes.flatMap((r) => probesFor(r.method, r.url, server.port).map((p) => ({ ...p, open: r.access === 'ops', foreign: r.url.startsWith('/eureka') })));
+  const probes = routes.flatMap((r) =>
+    probesFor(r.method, r.url, server.port).map((p) => ({ ...p, open: r.access === 'ops' || r.access === 'public', foreign: r.url.startsWith('/eureka') })),
+  );
 
   // Without a token and with a wrong one, before anything was written with the right one.
   const refused = new Map<string, RawAnswer[]>();

@@ -12,6 +12,8 @@ t.test('healthz, readyz, and readyz failing when a migration is not applied', as
   t.same((await app.inject({ url: '/readyz' })).json(), {
     status: 'ready',
     revision: 0,
+    compactedRevision: 0,
+    watchers: 0,
     protection: { active: false, since: null, lapsed: 0 },
   });
   const other = new Database(join(dataDir, 'rollcall.db'));

@@ -12,6 +12,11 @@ export type RouteAccess =
   | 'ops'
   /** Any valid credential, whatever its scope (whoami). */
   | 'principal'
+  /**
+   * Open even with --protect-ops: files that hold no data (the dashboard's page and scripts). A browser cannot
+   * send a token for the page that asks for the token; everything the page shows comes from guarded routes.
+   */
+  | 'public'
   | {
       action: Action;
       /**

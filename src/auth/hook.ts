@@ -62,7 +62,7 @@ export function installAuth(app: FastifyInstance, options: AuthOptions): void {
     // without auth): ops routes are open by default, every other route may answer 401 and 403.
     const schema = route.schema as { security?: unknown; response?: Record<string, unknown> } | undefined;
     if (schema === undefined) return;
-    if (route.config?.access === 'ops') schema.security = [];
+    if (route.config?.access === 'ops' || route.config?.access === 'public') schema.security = [];
     else if (schema.response !== undefined) schema.response = { ...schema.response, 401: errorBody, 403: errorBody };
   });
 
@@ -73,7 +73,7 @@ export function installAuth(app: FastifyInstance, options: AuthOptions): void {
     // No route matched: the 404 handler reaches nothing, and answering 401 first would only hide typos.
     if (req.is404) return;
     const access: RouteAccess = req.routeOptions.config.access ?? UNDECLARED_ACCESS;
-    if (access === 'ops' && !options.protectOps) return;
+    if (access === 'public' || (access === 'ops' && !options.protectOps)) return;
     const principal = authenticate(req, current());
     if (typeof access === 'object') {
       const missing = missingScope(principal, access.action, namespaceOf(req, access));

@@ -32,7 +32,8 @@ export const opsRoutes: FastifyPluginAsyncZod<OpsRoutesOptions> = async (app, { 
       schema: {
         tags: ['ops'],
         summary: 'Readiness: database open and every migration applied',
-        description: 'Self-preservation does not make the registry unready (it still serves); `protection` says whether it is on.',
+        description:
+          'Also answers what a dashboard shows beside readiness: the current revision, the oldest revision a watcher can still resume from (sinceRevision below it answers revision_compacted), and how many watchers are connected. Self-preservation does not make the registry unready (it still serves); `protection` says whether it is on.',
         response: {
           200: z.object({
             status: z.literal('ready'),
@@ -42,6 +43,8 @@ export const opsRoutes: FastifyPluginAsyncZod<OpsRoutesOptions> = async (app, { 
               since: z.string().nullable().meta({ description: 'ISO 8601 UTC, while active' }),
               lapsed: z.int().meta({ description: 'Instances kept with a lapsed lease' }),
             }),
+            compactedRevision: z.int().meta({ description: 'Oldest resumable revision: watch with sinceRevision >= this' }),
+            watchers: z.int().meta({ description: 'Watch streams connected now (WebSocket and SSE), as rollcall_watchers' }),
           }),
           ...errorResponses(503),
         },
@@ -50,7 +53,14 @@ export const opsRoutes: FastifyPluginAsyncZod<OpsRoutesOptions> = async (app, { 
     async (_req, reply) => {
       const reason = notReadyReason();
       if (reason) return reply.code(503).send({ error: 'not_ready', message: reason });
-      return reply.send({ status: 'ready' as const, revision: registry.revision, protection: registry.protection() });
+      const watchers = (await metrics.watchers.get()).values.reduce((sum, v) => sum + v.value, 0);
+      return reply.send({
+        status: 'ready' as const,
+        revision: registry.revision,
+        compactedRevision: registry.compactedRevision(),
+        watchers,
+        protection: registry.protection(),
+      });
     },
   );
 
