@@ -3,16 +3,12 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify';
-import {
-  jsonSchemaTransform,
-  jsonSchemaTransformObject,
-  validatorCompiler,
-  type ZodTypeProvider,
-} from 'fastify-type-provider-zod';
+import { validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { join } from 'node:path';
 import type { Config } from './config.js';
 import { RollcallError } from './errors.js';
 import { installErrorHandlers } from './http/error-handler.js';
+import { documentedTransform, documentedTransformObject } from './http/openapi-docs.js';
 import { instanceRoutes } from './http/instances.js';
 import { opsRoutes } from './http/ops.js';
 import { renderRoutes } from './http/render.js';
@@ -26,8 +22,9 @@ import { createInstanceStore } from './store/instance-store.js';
 import { migrate, pendingMigrations } from './store/migrate.js';
 import { openDatabase, type Db } from './store/open.js';
 import { createWatchHub } from './watch/hub.js';
+import { VERSION } from './version.js';
 
-export const VERSION = '0.1.0';
+export { VERSION } from './version.js';
 const BODY_LIMIT = 1024 * 1024;
 
 export interface AppDeps {
@@ -127,8 +124,8 @@ export async function buildApp(deps: AppDeps) {
         ? {}
         : { components: { securitySchemes: { bearer: { type: 'http' as const, scheme: 'bearer' } } }, security: [{ bearer: [] }] }),
     },
-    transform: jsonSchemaTransform,
-    transformObject: jsonSchemaTransformObject,
+    transform: documentedTransform,
+    transformObject: documentedTransformObject,
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });

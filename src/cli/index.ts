@@ -8,11 +8,13 @@ import { addWatchCommand } from './watch.js';
 import { addAgentCommand } from './agent.js';
 import { addInstanceCommands } from './instance-commands.js';
 import { addNamespaceCommands } from './namespace-commands.js';
+import { VERSION } from '../version.js';
 
 const program = new Command();
 program
   .name('rollcall')
   .description('rollcall: a standalone service registry')
+  .version(VERSION, '-V, --version', 'print the version')
   .showHelpAfterError('(run with --help for usage)');
 
 // Commands register here, one line each.
