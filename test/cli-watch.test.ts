@@ -14,16 +14,18 @@ t.test('prints a snapshot and one line per change, and resumes across a registry
   t.teardown(() => void child.kill('SIGKILL'));
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  await waitFor(() => out.includes('SNAPSHOT'), PATIENCE_MS, 'snapshot line');
-  t.match(out, /^1 SNAPSHOT 1 instance\(s\)\n1 EXISTS default\/web\/a 10\.0\.0\.1:80 up w=1\n/);
+  // Wait for the whole lines, not for a word: output arrives in chunks, and a line may be split between them.
+  const snapshot = /^1 SNAPSHOT 1 instance\(s\)\n1 EXISTS default\/web\/a 10\.0\.0\.1:80 up w=1\n/;
+  await waitFor(() => snapshot.test(out) || /EXISTS.*\n/.test(out), PATIENCE_MS, 'snapshot lines');
+  t.match(out, snapshot);
   await api(inst(server.url, 'b'), 'PUT', { ttlSeconds: 3600, address: '::1', port: 81 });
-  await waitFor(() => out.includes('ADDED'), PATIENCE_MS, 'ADDED line');
+  await waitFor(() => /ADDED.*\n/.test(out), PATIENCE_MS, 'ADDED line');
   t.match(out, /2 ADDED default\/web\/b \[::1\]:81 up w=1 \(registered\)/);
 
   await server.kill('SIGKILL');
   const again = await startServerProcess(t, { dataDir: server.dataDir, port: server.port });
   await api(inst(again.url, 'a'), 'DELETE');
-  await waitFor(() => out.includes('DELETED'), PATIENCE_MS, 'DELETED line after restart');
+  await waitFor(() => /DELETED.*\n/.test(out), PATIENCE_MS, 'DELETED line after restart');
   t.match(out, /3 DELETED default\/web\/a 10\.0\.0\.1:80 up w=1 \(deregistered\)/);
   t.equal(out.match(/ADDED/g)?.length, 1, 'no duplicate after resuming');
   t.equal(out.match(/SNAPSHOT/g)?.length, 1, 'resumed, not started over');
