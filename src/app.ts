@@ -3,12 +3,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify';
-import {
-  jsonSchemaTransform,
-  jsonSchemaTransformObject,
-  validatorCompiler,
-  type ZodTypeProvider,
-} from 'fastify-type-provider-zod';
+import { validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { join } from 'node:path';
 import type { Server as TlsServer } from 'node:tls';
 import { buildConsulServer, type ConsulServer } from './adapters/consul/server.js';
@@ -22,6 +17,7 @@ import { loadServerTls, reloadServerTls } from './auth/tls.js';
 import { parseHostPort, type Config } from './config.js';
 import { createDnsAdapter, type DnsAdapter } from './dns/index.js';
 import { installErrorHandlers } from './http/error-handler.js';
+import { documentedTransform, documentedTransformObject } from './http/openapi-docs.js';
 import { installJsonBodyParser } from './http/json-body.js';
 import { instanceRoutes } from './http/instances.js';
 import { opsRoutes } from './http/ops.js';
@@ -40,8 +36,9 @@ import { createInstanceStore } from './store/instance-store.js';
 import { migrate, pendingMigrations } from './store/migrate.js';
 import { openDatabase, type Db } from './store/open.js';
 import { createWatchHub } from './watch/hub.js';
+import { VERSION } from './version.js';
 
-export const VERSION = '0.1.0';
+export { VERSION } from './version.js';
 const BODY_LIMIT = 1024 * 1024;
 /** The Consul API's one node: rollcall itself (Consul node ids are UUIDs). */
 const CONSUL_NODE_ID = '7a1c0a11-0000-4000-8000-00000000c0de';
@@ -172,8 +169,8 @@ export async function buildApp(deps: AppDeps) {
       components: { securitySchemes: { bearer: BEARER_SCHEME } },
       security: [{ bearer: [] }],
     },
-    transform: jsonSchemaTransform,
-    transformObject: jsonSchemaTransformObject,
+    transform: documentedTransform,
+    transformObject: documentedTransformObject,
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 

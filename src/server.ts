@@ -1,7 +1,10 @@
 // The process: configuration, logger, listen, graceful close on SIGTERM/SIGINT, reload on SIGHUP.
-import { buildApp } from './app.js';
+import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
+import { buildApp, type App } from './app.js';
 import { logRedaction } from './auth/redact.js';
 import type { Config } from './config.js';
+import { VERSION } from './version.js';
 
 /** The process's logger: credentials are censored from every line, whatever a line includes. */
 export function serverLoggerOptions(config: Pick<Config, 'logLevel'>) {
@@ -52,4 +55,28 @@ export async function runServer(config: Config): Promise<void> {
   });
 
   await app.listen({ host: config.host, port: config.port });
+  const start = startLine(app, config);
+  // Machines read the JSON log on stdout; a person starting the server reads this one line on stderr.
+  app.log.info({ version: VERSION, url: start.url, docs: start.docs, dashboard: start.dashboard, dataDir: start.dataDir }, 'rollcall ready');
+  process.stderr.write(`${start.text}\n`);
+}
+
+/** Where it listens, where a browser should go, where the data is, which version: what a person needs first. */
+export function startLine(app: App, config: Config): { text: string; url: string; docs: string; dashboard?: string; dataDir: string } {
+  const address = app.server.address() as AddressInfo;
+  const wildcard = address.address === '0.0.0.0' || address.address === '::';
+  const host = (a: string) => (a.includes(':') ? `[${a}]` : a);
+  const scheme = config.tlsCert === undefined ? 'http' : 'https';
+  const url = `${scheme}://${host(address.address)}:${address.port}`;
+  // A wildcard address is not somewhere a browser can go; loopback on the same family is.
+  const local = wildcard ? `${scheme}://${address.address === '::' ? '[::1]' : '127.0.0.1'}:${address.port}` : url;
+  const docs = `${local}/docs`;
+  // The dashboard is only named when this build serves one.
+  const dashboard = app.hasRoute({ method: 'GET', url: '/ui' }) || app.hasRoute({ method: 'GET', url: '/ui/' }) ? `${local}/ui` : undefined;
+  const dataDir = config.dataDir === ':memory:' ? ':memory:' : resolve(config.dataDir);
+  const text =
+    `rollcall ${VERSION} listening on ${url}${wildcard ? ' (every address)' : ''}; ` +
+    `API ${local}/v1, docs ${docs}${dashboard ? `, dashboard ${dashboard}` : ''}; data in ${dataDir}` +
+    (config.token ? '; a token is required' : '; no token: anyone who reaches it can write');
+  return { text, url, docs, ...(dashboard ? { dashboard } : {}), dataDir };
 }

@@ -2,7 +2,7 @@
 // (0 ok, 1 bad input, 2 unreachable, 3 not found).
 import { execFile } from 'node:child_process';
 import t from 'tap';
-import { api, CHILD_ENV, CLI, freePort, startServer } from './helper.js';
+import { api, CHILD_ENV, CLI, freePort, PATIENCE_MS, startServer } from './helper.js';
 
 interface Run {
   code: number;
@@ -14,7 +14,7 @@ const baseEnv = CHILD_ENV;
 
 function rollcall(args: string[], env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...baseEnv, ...env }, timeout: 15_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { env: { ...baseEnv, ...env }, timeout: 2 * PATIENCE_MS }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -26,12 +26,12 @@ t.test('register, list, get, heartbeat, services, namespaces, deregister', async
   const server = await startServer(t);
   const env = { ROLLCALL_URL: server.url };
 
-  const reg = await rollcall(['register', 'web', 'w1', '--address', '10.0.0.1', '--port', '8080', '--zone', 'a', '--tag', 'http', '--tag', 'v2', '--meta', 'version=2.4', '--ttl', '60'], env);
+  const reg = await rollcall(['register', 'web', 'w1', '--address', '10.0.0.1', '--port', '8080', '--zone', 'a', '--tag', 'http', '--tag', 'v2', '--meta', 'version=2.4', '--ttl', '3600'], env);
   t.equal(reg.code, 0, reg.stderr);
-  t.match(reg.stdout, /^registered default\/web\/w1 at 10\.0\.0\.1:8080 \(up, weight 1, ttl 60s/);
-  const again = await rollcall(['register', 'web', 'w1', '--address', '10.0.0.1', '--port', '8080', '--weight', '3', '--ttl', '60', '--zone', 'a'], env);
+  t.match(reg.stdout, /^registered default\/web\/w1 at 10\.0\.0\.1:8080 \(up, weight 1, ttl 3600s/);
+  const again = await rollcall(['register', 'web', 'w1', '--address', '10.0.0.1', '--port', '8080', '--weight', '3', '--ttl', '3600', '--zone', 'a'], env);
   t.match(again.stdout, /^replaced default\/web\/w1/);
-  const json = await rollcall(['register', 'web', 'w2', '--address', '::1', '--port', '9090', '--status', 'starting', '--json'], env);
+  const json = await rollcall(['register', 'web', 'w2', '--address', '::1', '--port', '9090', '--status', 'starting', '--ttl', '3600', '--json'], env);
   t.equal(json.code, 0);
   t.match(JSON.parse(json.stdout), { namespace: 'default', service: 'web', id: 'w2', address: '::1', port: 9090, status: 'starting', weight: 1 });
 
@@ -60,7 +60,7 @@ t.test('register, list, get, heartbeat, services, namespaces, deregister', async
   t.equal(hb.code, 0);
   t.match(hb.stdout, /^renewed default\/web\/w1 until \d{4}-/);
 
-  await api(`${server.url}/v1/namespaces/other/services/db/instances/d1`, 'PUT', { address: '10.0.0.9', port: 5432 });
+  await api(`${server.url}/v1/namespaces/other/services/db/instances/d1`, 'PUT', { address: '10.0.0.9', port: 5432, ttlSeconds: 3600 });
   const services = await rollcall(['services'], env);
   t.equal(services.code, 0);
   t.match(services.stdout, /^SERVICE\s+INSTANCES\s+UP\nweb\s+2\s+1\n$/);

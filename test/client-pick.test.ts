@@ -1,7 +1,7 @@
 // view.pick(): smooth weighted round-robin over routable instances, preferring a zone, against a real registry.
 import t from 'tap';
 import { createClient, createPicker, type Instance } from '../src/client/index.js';
-import { api, startServer, waitFor } from './helper.js';
+import { api, startServer, PATIENCE_MS, waitFor } from './helper.js';
 
 const base = (url: string) => `${url}/v1/namespaces/default/services/web/instances`;
 
@@ -16,7 +16,7 @@ function count(pick: () => Instance | undefined, n: number): Record<string, numb
 
 t.test('pick skips draining, starting, down and zero-weight instances and respects weights', async (t) => {
   const server = await startServer(t);
-  const put = (id: string, body: Record<string, unknown>) => api(`${base(server.url)}/${id}`, 'PUT', { address: '10.0.0.1', port: 80, ...body });
+  const put = (id: string, body: Record<string, unknown>) => api(`${base(server.url)}/${id}`, 'PUT', { ttlSeconds: 3600, address: '10.0.0.1', port: 80, ...body });
   await put('w1', { weight: 1 });
   await put('w3', { weight: 3 });
   await put('drain', { status: 'draining', weight: 100 });
@@ -36,16 +36,16 @@ t.test('pick skips draining, starting, down and zero-weight instances and respec
 
   // Draining the heavy one moves all traffic to the other; nothing routable → undefined.
   await api(`${base(server.url)}/w3`, 'PATCH', { status: 'draining' });
-  await waitFor(() => view.instances({ status: 'draining' }).length === 2, 1000, 'w3 draining');
+  await waitFor(() => view.instances({ status: 'draining' }).length === 2, PATIENCE_MS, 'w3 draining');
   t.same(count(() => view.pick(), 20), { w1: 20 });
   await api(`${base(server.url)}/w1`, 'PATCH', { weight: 0 });
-  await waitFor(() => view.instances().find((i) => i.id === 'w1')?.weight === 0, 1000, 'w1 weight 0');
+  await waitFor(() => view.instances().find((i) => i.id === 'w1')?.weight === 0, PATIENCE_MS, 'w1 weight 0');
   t.equal(view.pick(), undefined);
 });
 
 t.test('pick prefers the given zone and falls back to the others when it has none', async (t) => {
   const server = await startServer(t);
-  const put = (id: string, body: Record<string, unknown>) => api(`${base(server.url)}/${id}`, 'PUT', { address: '10.0.0.1', port: 80, ...body });
+  const put = (id: string, body: Record<string, unknown>) => api(`${base(server.url)}/${id}`, 'PUT', { ttlSeconds: 3600, address: '10.0.0.1', port: 80, ...body });
   await put('a1', { zone: 'a', weight: 2 });
   await put('a2', { zone: 'a', weight: 1 });
   await put('b1', { zone: 'b', weight: 5 });
@@ -63,7 +63,7 @@ t.test('pick prefers the given zone and falls back to the others when it has non
   // Zone a loses its instances: falls back at once.
   await api(`${base(server.url)}/a1`, 'DELETE');
   await api(`${base(server.url)}/a2`, 'PATCH', { status: 'down' });
-  await waitFor(() => view.instances({ zone: 'a' }).every((i) => i.status === 'down'), 1000, 'zone a empty');
+  await waitFor(() => view.instances({ zone: 'a' }).every((i) => i.status === 'down'), PATIENCE_MS, 'zone a empty');
   t.same(count(() => view.pick({ zone: 'a' }), 5), { b1: 5 });
 });
 

@@ -182,6 +182,7 @@ t.test('Dockerfile', async (t) => {
   t.match(text, /^FROM \$\{NODE_IMAGE\} AS runtime$/m);
   t.notMatch(text, /^FROM node:/m, 'no second, unpinned copy of the base image');
   t.match(text, /^RUN npm ci\b/m);
+  t.match(text, /^COPY packages\/client\/package\.json \.\/packages\/client\/$/m, 'npm ci finds every workspace manifest');
   t.match(text, /npm run build/);
   t.match(text, /^VOLUME \/data$/m);
   t.match(text, /^ENTRYPOINT \["rollcall"\]$/m);

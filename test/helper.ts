@@ -94,7 +94,7 @@ export async function startServerProcess(
   let scheme = 'http';
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';
-    const limit = options.startTimeoutMs ?? 10_000;
+    const limit = Math.max(options.startTimeoutMs ?? 0, PATIENCE_MS);
     const timer = setTimeout(() => reject(new Error(`rollcall serve did not start within ${limit} ms: ${stderr}`)), limit);
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
@@ -114,8 +114,15 @@ export async function startServerProcess(
   return { url: `${scheme}://127.0.0.1:${port}`, port, dataDir, child, kill };
 }
 
+/**
+ * How long a test waits for something that must happen. It is only a bound, so that a broken build fails instead of
+ * hanging: CI runs on 2 cores shared with other jobs, and a test whose outcome depends on how fast the machine is
+ * fails there. Wait on conditions with this bound; never pass a small one; assert durations in bench/, not here.
+ */
+export const PATIENCE_MS = 60_000;
+
 /** Polls condition until it returns truthy or timeoutMs passes (then throws). No fixed sleeps in tests. */
-export async function waitFor<T>(condition: () => T | Promise<T>, timeoutMs = 5000, what = 'condition'): Promise<NonNullable<T>> {
+export async function waitFor<T>(condition: () => T | Promise<T>, timeoutMs = PATIENCE_MS, what = 'condition'): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await condition();

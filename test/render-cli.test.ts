@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import t from 'tap';
 import { renderHaproxy } from '../src/generators/haproxy.js';
 import { parseGeneratorOptions } from '../src/generators/options.js';
-import { api, CHILD_ENV, CLI, startServer } from './helper.js';
+import { api, CHILD_ENV, CLI, PATIENCE_MS, startServer } from './helper.js';
 
 function rollcall(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...CHILD_ENV, ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { env: { ...CHILD_ENV, ...env }, timeout: 2 * PATIENCE_MS }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -19,7 +19,7 @@ function rollcall(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: 
 t.test('rollcall render one-shot', async (t) => {
   const server = await startServer(t);
   const put = (service: string, id: string, body: Record<string, unknown>) =>
-    api(`${server.url}/v1/namespaces/shop/services/${service}/instances/${id}`, 'PUT', { address: '10.0.0.1', port: 8080, ...body });
+    api(`${server.url}/v1/namespaces/shop/services/${service}/instances/${id}`, 'PUT', { address: '10.0.0.1', port: 8080, ttlSeconds: 3600, ...body });
   await put('api', 'api-1', { address: '10.0.0.1' });
   await put('api', 'api-2', { address: '10.0.0.2', status: 'draining' });
   await put('web', 'web-1', { address: '10.0.1.1', weight: 3 });

@@ -29,7 +29,7 @@ async function backend(t: Test, id: string): Promise<{ id: string; port: number 
 /** One request through a proxy with a chosen Host; a fresh connection each time so every request is balanced. */
 function get(port: number, host: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/', headers: { host }, agent: false, timeout: 5000 }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path: '/', headers: { host }, agent: false, timeout: 30_000 }, (res) => {
       let body = '';
       res.on('data', (c: Buffer) => (body += c.toString()));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
@@ -92,7 +92,7 @@ t.test('nginx and HAProxy follow the registry with real traffic', async (t) => {
   const oneShot = spawnOwned(t, [process.execPath, CLI, 'render', 'nginx', ...common, '--listen', `127.0.0.1:${nginxPort}`, '--out', nginxConf]);
   t.equal((await once(oneShot, 'exit'))[0], 0, `one-shot render: ${oneShot.logs()}`);
   const nginxProc = spawnOwned(t, nginxArgs(nginx, nginxDir, prefix.main));
-  await waitFor('nginx to serve', async () => (await get(nginxPort, HOST)).status === 200, 10_000);
+  await waitFor('nginx to serve', async () => (await get(nginxPort, HOST)).status === 200);
 
   // HAProxy: master-worker in the foreground; USR2 to the master reloads the file.
   const haproxyCfg = join(dir, 'haproxy.cfg');
@@ -101,7 +101,7 @@ t.test('nginx and HAProxy follow the registry with real traffic', async (t) => {
   const oneShotH = spawnOwned(t, [process.execPath, CLI, 'render', 'haproxy', ...common, '--listen', `127.0.0.1:${haproxyPort}`, '--out', haproxyCfg]);
   t.equal((await once(oneShotH, 'exit'))[0], 0, `one-shot render: ${oneShotH.logs()}`);
   const haproxyProc = spawnOwned(t, [haproxy, '-W', '-db', '-f', haproxyCfg, '-p', haproxyPid]);
-  await waitFor('haproxy to serve', async () => (await get(haproxyPort, HOST)).status === 200, 10_000);
+  await waitFor('haproxy to serve', async () => (await get(haproxyPort, HOST)).status === 200);
 
   const watchers = [
     spawnOwned(t, [
@@ -115,7 +115,7 @@ t.test('nginx and HAProxy follow the registry with real traffic', async (t) => {
       '--reload', `kill -USR2 $(cat ${haproxyPid}) && echo reload >> ${haproxyReloads}`,
     ]),
   ] as const;
-  for (const w of watchers) await waitFor('watcher to follow', () => w.logs().includes('following namespace'), 10_000);
+  for (const w of watchers) await waitFor('watcher to follow', () => w.logs().includes('following namespace'));
   const proxies = [
     { name: 'nginx', port: nginxPort, conf: nginxConf, reloads: nginxReloads, proc: nginxProc },
     { name: 'haproxy', port: haproxyPort, conf: haproxyCfg, reloads: haproxyReloads, proc: haproxyProc },
@@ -134,18 +134,18 @@ t.test('nginx and HAProxy follow the registry with real traffic', async (t) => {
   await t.test('a new instance gets traffic, a draining and a deregistered one stop getting it, within seconds', async (t) => {
     const started = Date.now();
     await api(instance('c'), 'PATCH', { status: 'up' });
-    for (const p of proxies) await waitFor(`${p.name} sends traffic to c`, async () => (await spread(p.port, 12)).c !== undefined, 10_000);
+    for (const p of proxies) await waitFor(`${p.name} sends traffic to c`, async () => (await spread(p.port, 12)).c !== undefined);
     t.pass(`c got traffic on both proxies after ${Date.now() - started} ms`);
 
     const drainAt = Date.now();
     await api(instance('a'), 'PATCH', { status: 'draining' });
-    for (const p of proxies) await waitFor(`${p.name} stops sending to draining a`, async () => oldWorkersGone(p.proc) && (await spread(p.port, 12)).a === undefined, 10_000);
+    for (const p of proxies) await waitFor(`${p.name} stops sending to draining a`, async () => oldWorkersGone(p.proc) && (await spread(p.port, 12)).a === undefined);
     t.pass(`draining a got no new traffic after ${Date.now() - drainAt} ms`);
     for (const p of proxies) t.same(Object.keys(await spread(p.port, 30)).sort(), ['b', 'c'], `${p.name}: only b and c now`);
 
     const goneAt = Date.now();
     await api(instance('b'), 'DELETE');
-    for (const p of proxies) await waitFor(`${p.name} stops sending to deregistered b`, async () => oldWorkersGone(p.proc) && (await spread(p.port, 12)).b === undefined, 10_000);
+    for (const p of proxies) await waitFor(`${p.name} stops sending to deregistered b`, async () => oldWorkersGone(p.proc) && (await spread(p.port, 12)).b === undefined);
     t.pass(`deregistered b got no new traffic after ${Date.now() - goneAt} ms`);
     for (const p of proxies) t.same(Object.keys(await spread(p.port, 20)), ['c'], `${p.name}: only c answers`);
   });
@@ -154,7 +154,12 @@ t.test('nginx and HAProxy follow the registry with real traffic', async (t) => {
     const before = await Promise.all(proxies.map(async (p) => ({ conf: await readFile(p.conf, 'utf8'), reloads: await lines(p.reloads) })));
     await writeFile(breakCheck, '');
     await register(d);
-    for (const w of watchers) await waitFor('the watcher to report the failed check', () => /check ".*" exited with 1.*previous config restored, not reloaded/.test(w.logs()), 10_000);
+    // The check fails for every config (not for one service): the watcher looks for a culprit, finds none, keeps the old file.
+    for (const w of watchers) {
+      await waitFor('the watcher to report the failed check', () =>
+        /check ".*" exited with 1[^\n]*looking for the instance that breaks it\n.*no instance or service explains the failed check; previous config restored, not reloaded/.test(w.logs()),
+      );
+    }
     for (const [i, p] of proxies.entries()) {
       t.equal(await readFile(p.conf, 'utf8'), before[i]?.conf, `${p.name}: the config file is the previous one`);
       t.equal(await lines(p.reloads), before[i]?.reloads, `${p.name}: no reload`);
@@ -164,23 +169,28 @@ t.test('nginx and HAProxy follow the registry with real traffic', async (t) => {
     // Once the check passes again, the next change brings everything up to date.
     await rm(breakCheck);
     await api(instance('d'), 'PATCH', { weight: 2 });
-    for (const p of proxies) await waitFor(`${p.name} sends traffic to d`, async () => (await spread(p.port, 12)).d !== undefined, 10_000);
+    for (const p of proxies) await waitFor(`${p.name} sends traffic to d`, async () => (await spread(p.port, 12)).d !== undefined);
     t.pass('recovered after the check passes again');
   });
 
   await t.test('a burst of 50 changes gives a handful of reloads, not one per change', async (t) => {
-    for (const p of proxies) await waitFor(`${p.name} settled`, async () => (await readFile(p.conf, 'utf8')).includes('weight'), 5000);
+    for (const p of proxies) await waitFor(`${p.name} settled`, async () => (await readFile(p.conf, 'utf8')).includes('weight'));
     const before = await Promise.all(proxies.map((p) => lines(p.reloads)));
+    const burstStart = Date.now();
     for (let i = 1; i <= 50; i++) await api(instance('c'), 'PATCH', { weight: i });
+    const burstMs = Date.now() - burstStart;
     for (const p of proxies) {
-      await waitFor(`${p.name} config has the final weight`, async () => /(weight=| weight )50\b/.test(await readFile(p.conf, 'utf8')), 10_000);
+      await waitFor(`${p.name} config has the final weight`, async () => /(weight=| weight )50\b/.test(await readFile(p.conf, 'utf8')));
     }
     // The file is written before its reload runs: wait for that reload too.
-    for (const [i, p] of proxies.entries()) await waitFor(`${p.name} reloaded`, async () => (await lines(p.reloads)) > (before[i] ?? 0), 10_000);
-    for (const p of proxies) await waitFor(`${p.name} serves the new weights`, async () => ((await spread(p.port, 20)).c ?? 0) > 15, 10_000);
+    for (const [i, p] of proxies.entries()) await waitFor(`${p.name} reloaded`, async () => (await lines(p.reloads)) > (before[i] ?? 0));
+    for (const p of proxies) await waitFor(`${p.name} serves the new weights`, async () => ((await spread(p.port, 20)).c ?? 0) > 15);
     for (const [i, p] of proxies.entries()) {
       const reloads = (await lines(p.reloads)) - (before[i] ?? 0);
-      t.ok(reloads >= 1 && reloads <= 5, `${p.name}: ${reloads} reload(s) for 50 changes`);
+      // The watcher renders at most once per --max-delay (2000 ms, the default) during a burst, plus once after it
+      // and once for a change already pending: that bound holds however long this machine took to send the burst.
+      const bound = Math.ceil(burstMs / 2000) + 2;
+      t.ok(reloads >= 1 && reloads <= bound, `${p.name}: ${reloads} reload(s) for 50 changes sent over ${burstMs} ms (at most ${bound})`);
     }
   });
 
@@ -190,7 +200,7 @@ t.test('nginx and HAProxy follow the registry with real traffic', async (t) => {
     const again = await startServerProcess(t, { dataDir: join(dir, 'registry'), port });
     t.equal(again.url, registry.url, 'same address');
     await api(instance('d'), 'DELETE');
-    for (const p of proxies) await waitFor(`${p.name} stops sending to d after the restart`, async () => (await spread(p.port, 12)).d === undefined, 15_000);
+    for (const p of proxies) await waitFor(`${p.name} stops sending to d after the restart`, async () => (await spread(p.port, 12)).d === undefined);
     t.pass('changes after the restart still reach both proxies');
   });
 

@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Test } from 'tap';
-import { CHILD_ENV } from './helper.js';
+import { CHILD_ENV, PATIENCE_MS } from './helper.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -78,7 +78,7 @@ export function nginxArgs(binary: string, dir: string, main: string): string[] {
 /** Runs a command line; resolves with exit code and output, never rejects on a non-zero exit. */
 export async function runCheck(argv: string[]): Promise<{ code: number; output: string }> {
   try {
-    const { stdout, stderr } = await execFileAsync(argv[0] as string, argv.slice(1), { timeout: 20_000 });
+    const { stdout, stderr } = await execFileAsync(argv[0] as string, argv.slice(1), { timeout: PATIENCE_MS });
     return { code: 0, output: `${stdout}${stderr}` };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -140,7 +140,7 @@ export function spawnOwned(t: Test, argv: string[], options: { env?: NodeJS.Proc
 }
 
 /** Polls until `fn` returns a truthy value; fails after `timeoutMs` with the last value in the message. */
-export async function waitFor<T>(what: string, fn: () => Promise<T> | T, timeoutMs = 10_000, everyMs = 50): Promise<NonNullable<T>> {
+export async function waitFor<T>(what: string, fn: () => Promise<T> | T, timeoutMs = PATIENCE_MS, everyMs = 50): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -171,7 +171,7 @@ export async function idBackend(t: Test, id: string): Promise<{ id: string; port
 /** One GET through a proxy with a chosen Host, on a fresh connection; errors become status -1. */
 export function getVia(port: number, host: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path: '/', headers: { host }, agent: false, timeout: 5000 }, (res) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path: '/', headers: { host }, agent: false, timeout: 30_000 }, (res) => {
       let body = '';
       res.on('data', (c: Buffer) => (body += c.toString()));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));

@@ -1,6 +1,6 @@
 // A minimal recording WebSocket watcher for tests.
 import WebSocket from 'ws';
-import { waitFor } from './helper.js';
+import { PATIENCE_MS, waitFor } from './helper.js';
 
 export interface RecordedWatch {
   messages: any[];
@@ -19,11 +19,11 @@ export async function openWatch(baseUrl: string, query: Record<string, string | 
     messages: [],
     closed: undefined,
     socket,
-    until: async (predicate, timeoutMs = 5000) => {
+    until: async (predicate, timeoutMs = PATIENCE_MS) => {
       await waitFor(() => predicate(watch.messages), timeoutMs, 'watch messages');
       return watch.messages;
     },
-    waitClosed: (timeoutMs = 5000) => waitFor(() => watch.closed, timeoutMs, 'watch close'),
+    waitClosed: (timeoutMs = PATIENCE_MS) => waitFor(() => watch.closed, timeoutMs, 'watch close'),
     close: () => socket.close(),
   };
   socket.on('message', (data) => watch.messages.push(JSON.parse(data.toString())));

@@ -1,11 +1,12 @@
 // Watch streams over WebSocket: snapshot, live, resume, compaction, bookmarks, backpressure, bad input.
 import t from 'tap';
 import WebSocket from 'ws';
-import { api, startServer, waitFor } from './helper.js';
+import { createManualClock } from '../src/registry/clock.js';
+import { api, startServer, PATIENCE_MS, waitFor } from './helper.js';
 import { changes, openWatch } from './watch-client.js';
 
 const inst = (url: string, ns: string, svc: string, id: string) => `${url}/v1/namespaces/${ns}/services/${svc}/instances/${id}`;
-const body = (port = 80, extra: object = {}) => ({ address: '10.0.0.1', port, ...extra });
+const body = (port = 80, extra: object = {}) => ({ address: '10.0.0.1', port, ttlSeconds: 3600, ...extra });
 
 t.test('snapshot first, then every change to the filter exactly once, in revision order', async (t) => {
   const { url } = await startServer(t);
@@ -84,7 +85,7 @@ t.test('resume from an old revision while the registry writes: nothing lost betw
     for (let i = 0; i < 100; i++) await api(inst(url, 'default', 'web', `live${i}`), 'PUT', body());
   })();
   await writes;
-  const got = changes(await w.until((m) => changes(m).length >= 800, 10_000));
+  const got = changes(await w.until((m) => changes(m).length >= 800));
   t.same(got.map((e) => e.revision), Array.from({ length: 800 }, (_, i) => i + 1), 'every revision once, in order');
   w.close();
 });
@@ -142,7 +143,7 @@ t.test('an idle watcher gets BOOKMARKs with the current revision', async (t) => 
   await api(inst(url, 'default', 'web', 'a'), 'PUT', body());
   await api(inst(url, 'default', 'other', 'a'), 'PUT', body());
   const w = await openWatch(url, { namespace: 'default', service: 'web', bookmarkSeconds: 1 });
-  const got = await w.until((m) => m.some((x) => x.type === 'BOOKMARK'), 4000);
+  const got = await w.until((m) => m.some((x) => x.type === 'BOOKMARK'));
   t.match(got.find((x) => x.type === 'BOOKMARK'), { type: 'BOOKMARK', revision: 2 });
   w.close();
 });
@@ -162,20 +163,21 @@ t.test('a watcher that stops reading is closed as a slow consumer; memory stays 
   }
   t.ok(closedAt >= 0, `closed after ${closedAt + 1} writes of ~60 KB events`);
   w.socket.resume();
-  const closed = await w.waitClosed(10_000);
+  const closed = await w.waitClosed();
   t.equal(closed.code, 4008);
   t.match(closed.reason, /^slow_consumer/);
-  await waitFor(async () => /rollcall_watchers\{kind="websocket"\} 0/.test(await (await fetch(`${url}/metrics`)).text()), 5000, 'watcher gauge 0');
+  await waitFor(async () => /rollcall_watchers\{kind="websocket"\} 0/.test(await (await fetch(`${url}/metrics`)).text()), PATIENCE_MS, 'watcher gauge 0');
 });
 
 t.test('a peer that stops answering pings is disconnected with a close code and reason, not a bare cut (1006)', async (t) => {
-  const { url } = await startServer(t, { config: { watchPingMs: 100 } });
+  // The healthy peer must answer each ping within one interval, on a loaded machine: 2 s, not 100 ms.
+  const { url } = await startServer(t, { config: { watchPingMs: 2000 } });
   const healthy = await openWatch(url);
   const dead = new WebSocket(`${url.replace('http', 'ws')}/v1/watch`, { autoPong: false });
   let closed: { code: number; reason: string } | undefined;
   dead.on('close', (code, reason) => (closed = { code, reason: reason.toString() }));
   await new Promise((resolve) => dead.once('open', resolve));
-  const got = await waitFor(() => closed, 5000, 'the dead peer to be cut');
+  const got = await waitFor(() => closed, PATIENCE_MS, 'the dead peer to be cut');
   t.equal(got.code, 4009);
   t.match(got.reason, /^ping_timeout/);
   t.equal(healthy.closed, undefined, 'a peer that answers pings stays');
@@ -187,24 +189,33 @@ t.test('a peer that stops answering pings is disconnected with a close code and 
   await new Promise((resolve) => stalled.once('open', resolve));
   const raw = (stalled as unknown as { _socket: import('node:net').Socket })._socket;
   raw.pause();
-  await waitFor(async () => /rollcall_watchers\{kind="websocket"\} 1\b/.test(await (await fetch(`${url}/metrics`)).text()), 10_000, 'the server to cut it');
+  await waitFor(async () => /rollcall_watchers\{kind="websocket"\} 1\b/.test(await (await fetch(`${url}/metrics`)).text()), PATIENCE_MS, 'the server to cut it');
   raw.resume();
-  const cut = await waitFor(() => stalledClose, 5000, 'the close to reach the client');
+  const cut = await waitFor(() => stalledClose, PATIENCE_MS, 'the close to reach the client');
   t.not(cut.code, 1006, 'a close frame, not a bare cut');
   t.match(cut.reason, /^(ping_timeout|slow_consumer)/);
   healthy.close();
 });
 
-t.test('on a running server an unrenewed instance is expired within 1 s of its deadline, and watchers see it', async (t) => {
-  const { url } = await startServer(t);
+t.test('on a running server the lease sweep expires an unrenewed instance at its deadline, and watchers see it', async (t) => {
+  // The registry's clock moves by hand; the sweep runs on its real timer. How soon after a deadline it runs is a
+  // speed, measured in bench/, not asserted here; that it expires what is due and nothing else is asserted here.
+  const clock = createManualClock(Date.now());
+  const { url } = await startServer(t, { clock });
   const w = await openWatch(url, { namespace: 'default', service: 'web' });
-  const reg = await api(inst(url, 'default', 'web', 'a'), 'PUT', body(80, { ttlSeconds: 1 }));
-  const deadline = Date.parse(reg.body.expiresAt);
-  await w.until((m) => changes(m).some((e) => e.type === 'DELETED'), 5000);
-  const lateBy = Date.now() - deadline;
-  const deleted = changes(w.messages).find((e) => e.type === 'DELETED');
-  t.equal(deleted.reason, 'expired');
-  t.ok(lateBy >= 0 && lateBy < 1000, `expired ${lateBy} ms after its deadline`);
-  t.equal((await api(inst(url, 'default', 'web', 'a'))).status, 404);
+  await api(inst(url, 'default', 'web', 'short'), 'PUT', body(80, { ttlSeconds: 1 }));
+  await api(inst(url, 'default', 'web', 'long'), 'PUT', body(81, { ttlSeconds: 2 }));
+  clock.advance(1000);
+  await w.until((m) => changes(m).some((e) => e.type === 'DELETED'));
+  t.same(
+    changes(w.messages).filter((e) => e.type === 'DELETED').map((e) => [e.instance.id, e.reason]),
+    [['short', 'expired']],
+    'the sweep that expired "short" (deadline reached) left "long" (1 s to go)',
+  );
+  t.equal((await api(inst(url, 'default', 'web', 'long'))).status, 200);
+  clock.advance(1000);
+  await w.until((m) => changes(m).filter((e) => e.type === 'DELETED').length === 2);
+  t.match(changes(w.messages).at(-1), { type: 'DELETED', reason: 'expired', instance: { id: 'long' } });
+  t.equal((await api(inst(url, 'default', 'web', 'short'))).status, 404);
   w.close();
 });

@@ -12,11 +12,13 @@ import { addNamespaceCommands } from './namespace-commands.js';
 import { addProxyCommand } from './proxy.js';
 import { addEnvCommand, addServiceCommands } from './service-commands.js';
 import { addTokenCommand } from './token.js';
+import { VERSION } from '../version.js';
 
 const program = new Command();
 program
   .name('rollcall')
   .description('rollcall: a standalone service registry')
+  .version(VERSION, '-V, --version', 'print the version')
   .showHelpAfterError('(run with --help for usage)');
 
 // Commands register here, one line each.

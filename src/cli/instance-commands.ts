@@ -2,10 +2,11 @@
 //   register   PUT    …/instances/{id}
 //   heartbeat  PUT    …/instances/{id}/heartbeat
 //   deregister DELETE …/instances/{id}
+//   patch      PATCH  …/instances/{id}   (and drain / undrain / weight, its everyday forms)
 //   get        GET    …/instances/{id}
 //   list       GET    …/services/{service}/instances
 import { type Command, Option } from 'commander';
-import type { Instance, InstanceStatus, RegisterInput } from '../client/index.js';
+import type { Instance, InstanceStatus, PatchInput, RegisterInput } from '../client/index.js';
 import {
   STATUSES,
   addRegistryOptions,
@@ -41,7 +42,8 @@ export function addRegisterCommand(program: Command): void {
     .description('register an instance, or replace its registration (PUT)')
     .argument('<service>', 'service name')
     .argument('<id>', 'instance id')
-    .requiredOption('--port <port>', 'port the instance serves on', intParser(1, 65535))
+    // Checked in the action, not by commander: a missing <service> or <id> must be reported before a missing --port.
+    .option('--port <port>', 'port the instance serves on (required)', intParser(1, 65535))
     .option('--address <address>', 'address peers connect to (default: first non-loopback IPv4, else 127.0.0.1)')
     .addOption(new Option('--status <status>', 'initial status').choices(STATUSES))
     .option('--weight <weight>', 'relative weight, 0 = no new traffic', intParser(0, 256))
@@ -54,7 +56,7 @@ export function addRegisterCommand(program: Command): void {
       service: string,
       id: string,
       flags: NamespaceFlags & {
-        port: number;
+        port?: number;
         address?: string;
         status?: InstanceStatus;
         weight?: number;
@@ -64,8 +66,9 @@ export function addRegisterCommand(program: Command): void {
         ttl?: number;
       },
     ) => {
+      const port = flags.port ?? cmd.error("error: required option '--port <port>' not specified");
       await withRegistryClient(flags, async (client) => {
-        const body: RegisterInput = { address: flags.address ?? defaultAddress(), port: flags.port };
+        const body: RegisterInput = { address: flags.address ?? defaultAddress(), port };
         if (flags.status !== undefined) body.status = flags.status;
         if (flags.weight !== undefined) body.weight = flags.weight;
         if (flags.zone !== undefined) body.zone = flags.zone;
@@ -111,6 +114,72 @@ export function addDeregisterCommand(program: Command): void {
       if (flags.json) printJson({ deregistered: true, namespace: flags.namespace, service, id });
       else process.stdout.write(`deregistered ${flags.namespace}/${service}/${id}\n`);
     });
+  });
+}
+
+interface PatchFlags extends NamespaceFlags {
+  status?: InstanceStatus;
+  weight?: number;
+  zone?: string;
+  tag?: string[];
+  meta?: Record<string, string>;
+  ttl?: number;
+}
+
+/** PATCH and print the result: the one way every state change from the CLI reaches the registry. */
+async function patchAndPrint(flags: NamespaceFlags, service: string, id: string, body: PatchInput): Promise<void> {
+  await withRegistryClient(flags, async (client) => {
+    const i = await client.patchInstance(flags.namespace, service, id, body);
+    if (flags.json) printJson(i);
+    else
+      process.stdout.write(
+        `updated ${name(i)}: ${i.status}, weight ${i.weight}, zone ${i.zone ?? '-'}, ttl ${i.ttlSeconds}s (revision ${i.revision})\n`,
+      );
+  });
+}
+
+export function addPatchCommands(program: Command): void {
+  const cmd = program
+    .command('patch')
+    .description('change some fields of a registered instance (PATCH; renews its lease; exit 3 when it is not registered)')
+    .argument('<service>', 'service name')
+    .argument('<id>', 'instance id')
+    .addOption(new Option('--status <status>', 'new status').choices(STATUSES))
+    .option('--weight <weight>', 'relative weight, 0 = no new traffic', intParser(0, 256))
+    .option('--zone <zone>', 'zone the instance runs in ("" clears it)')
+    .option('--tag <tag>', 'the tags, replacing the current ones (repeatable)', collect)
+    .option('--meta <key=value>', 'the metadata, replacing the current entries (repeatable)', collectMeta)
+    .option('--ttl <seconds>', 'lease length in seconds', intParser(1, 86400));
+  withNamespace(addRegistryOptions(cmd)).action(async (service: string, id: string, flags: PatchFlags) => {
+    const body: PatchInput = {};
+    if (flags.status !== undefined) body.status = flags.status;
+    if (flags.weight !== undefined) body.weight = flags.weight;
+    if (flags.zone !== undefined) body.zone = flags.zone === '' ? null : flags.zone;
+    if (flags.tag !== undefined) body.tags = flags.tag;
+    if (flags.meta !== undefined) body.metadata = flags.meta;
+    if (flags.ttl !== undefined) body.ttlSeconds = flags.ttl;
+    if (Object.keys(body).length === 0) return cmd.error('error: nothing to change: give at least one of --status, --weight, --zone, --tag, --meta, --ttl');
+    await patchAndPrint(flags, service, id, body);
+  });
+
+  for (const [verb, status, what] of [
+    ['drain', 'draining', 'stop sending it new traffic; open connections finish (status draining)'],
+    ['undrain', 'up', 'route traffic to it again (status up)'],
+  ] as const) {
+    const c = program.command(verb).description(what).argument('<service>', 'service name').argument('<id>', 'instance id');
+    withNamespace(addRegistryOptions(c)).action(async (service: string, id: string, flags: NamespaceFlags) => {
+      await patchAndPrint(flags, service, id, { status });
+    });
+  }
+
+  const w = program
+    .command('weight')
+    .description('set the relative weight of an instance (0 = no new traffic)')
+    .argument('<service>', 'service name')
+    .argument('<id>', 'instance id')
+    .argument('<weight>', 'an integer from 0 to 256', intParser(0, 256));
+  withNamespace(addRegistryOptions(w)).action(async (service: string, id: string, weight: number, flags: NamespaceFlags) => {
+    await patchAndPrint(flags, service, id, { weight });
   });
 }
 
@@ -192,6 +261,7 @@ export function addInstanceCommands(program: Command): void {
   addRegisterCommand(program);
   addHeartbeatCommand(program);
   addDeregisterCommand(program);
+  addPatchCommands(program);
   addGetCommand(program);
   addListCommand(program);
 }

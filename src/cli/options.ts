@@ -86,7 +86,10 @@ export function parseUrl(value: string): string {
     throw new InvalidArgumentError('must be a URL such as http://127.0.0.1:7400');
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError('must be an http:// or https:// URL');
-  return value;
+  if (url.search !== '' || url.hash !== '') throw new InvalidArgumentError('must be the registry base URL, without ?query or #fragment');
+  // The base URL is where /v1/… is appended; people often paste the API's URL itself (…/v1 or …/v1/): accept it.
+  const path = url.pathname.replace(/\/+$/, '').replace(/\/v1$/, '');
+  return `${url.protocol}//${url.host}${path}`;
 }
 
 export function intParser(min: number, max: number): (value: string) => number {

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { Argument, type Command, InvalidArgumentError, Option } from 'commander';
 import { createClient, type Instance, type RollcallClient, type WatchView } from '../client/index.js';
+import { RollcallError } from '../errors.js';
 import { createShellRunner, describeFailure, type CommandRunner } from '../generators/run-command.js';
 import { followSource, mergeSources, type FollowSource } from '../generators/follow.js';
 import { isolateFailure } from '../generators/isolate-failure.js';
@@ -78,7 +79,8 @@ export function addRenderCommand(program: Command): void {
       await runRender(kind, flags);
     } catch (err) {
       process.stderr.write(`rollcall: ${describeError(err)}\n`);
-      process.exitCode = err instanceof UsageError ? 1 : exitCodeFor(err);
+      // A RollcallError here comes from rendering (e.g. a template that throws on this data): bad input, like a flag.
+      process.exitCode = err instanceof UsageError || err instanceof RollcallError ? 1 : exitCodeFor(err);
     }
   });
 }
