@@ -107,7 +107,7 @@ t.test('serve says, for a person, where it listens, where the docs are, the data
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   const line = await waitFor(() => /^rollcall .*\n/.exec(stderr)?.[0], PATIENCE_MS, 'the start line');
-  const m = /^rollcall (\S+) listening on (http:\/\/127\.0\.0\.1:(\d+)); API \2\/v1, docs \2\/docs; data in (\S+); no token: anyone who reaches it can write\n$/.exec(line);
+  const m = /^rollcall (\S+) listening on (http:\/\/127\.0\.0\.1:(\d+)); API \2\/v1, docs \2\/docs, dashboard \2\/ui; data in (\S+); no token: anyone who reaches it can write\n$/.exec(line);
   t.ok(m, line);
   t.equal(m?.[1], PKG_VERSION);
   t.equal(m?.[4], dataDir);

@@ -20,8 +20,8 @@ t.test('npm pack → npm install --offline into an empty project → import and 
   const [info] = JSON.parse(packed.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
   const files = (info?.files ?? []).map((f) => f.path).sort();
   t.ok(files.includes('dist/client/index.js') && files.includes('dist/client/index.d.ts'), 'the built client is in the tarball');
-  t.ok(files.includes('dist/schemas/instance.d.ts'), 'with the schema types it uses');
-  t.same(files.filter((f) => !/^(dist\/client\/[\w-]+\.(js|d\.ts)|dist\/schemas\/instance\.d\.ts|package\.json)$/.test(f)), [], 'and nothing else');
+  t.ok(files.includes('dist/schemas/instance.d.ts') && files.includes('dist/schemas/service.d.ts'), 'with the schema types it uses');
+  t.same(files.filter((f) => !/^(dist\/client\/[\w-]+\.(js|d\.ts)|dist\/schemas\/(instance|service)\.d\.ts|package\.json)$/.test(f)), [], 'and nothing else');
 
   const consumer = join(dir, 'consumer');
   await run('mkdir', ['-p', consumer]);
