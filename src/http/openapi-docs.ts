@@ -13,11 +13,16 @@ const BY_STATUS: Record<string, string> = {
   '204': 'Done; no body',
   '400': 'Bad input: a malformed body, path or query. `{error, message, details}` names the fields',
   '401': 'Missing or wrong bearer token (only when the registry runs with a token)',
-  '404': 'Not registered: unknown, deregistered or expired (register again)',
+  '403': 'The credential is valid but lacks the scope this request needs (the message names it)',
+  '404': 'Not found: an unknown, deregistered or expired instance (register again), or an unknown Service',
+  '408': 'The request did not arrive in time (headers or body too slow)',
+  '409': 'Conflicts with what is stored (a virtual IP already taken or fixed for the life of the Service, or the service range is full)',
+  '417': 'An Expect header other than 100-continue',
   '413': 'Body larger than the 1 MiB limit',
   '415': 'Body is not application/json',
-  '426': 'Not a WebSocket upgrade: use a WebSocket client, or ?stream=sse for Server-Sent Events',
-  '503': 'Not ready: the database is not open or a migration is pending',
+  '422': 'Well-formed but not usable here (a virtual IP outside the service range)',
+  '426': 'Not a WebSocket upgrade: use a WebSocket client, or Accept: text/event-stream for Server-Sent Events',
+  '503': 'Unavailable for now: not ready (database closed, migration pending), the disk is full (storage_full; reads go on), or too many connections or watchers',
 };
 
 /** Route-specific sentences for the answers that mean different things on different routes. */
