@@ -3,31 +3,16 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import t from 'tap';
 import { createClient } from '../src/client/index.js';
 import { createFlipCounter, HEALTH_METADATA } from '../src/client/health.js';
 import { child, instanceUrl, startAgent } from './agent-process.js';
 import { api, CHILD_ENV, CLI, freePort, startServer, startServerProcess, waitFor } from './helper.js';
-import { nginxArgs, nginxPrefix, oldWorkersGone, requireBinary, spawnOwned } from './render-proxies.js';
+import { get, nginxArgs, nginxPrefix, oldWorkersGone, requireBinary, spawnOwned } from './render-proxies.js';
 import { changes, openWatch } from './watch-client.js';
 
 const FAST = ['--health-interval', '200ms', '--health-timeout', '500ms', '--health-fall', '3', '--health-rise', '2'];
-
-/** One request through a proxy with a chosen Host, on a fresh connection so each one is balanced. */
-function getVia(port: number, host: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/', headers: { host }, agent: false, timeout: 5000 }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('request timed out')));
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 async function childGet(port: number, path: string): Promise<string> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`);
@@ -257,7 +242,7 @@ t.test('end to end: nginx (via rollcall render --watch) stops sending to a sick 
   const who = async (n: number) => {
     const seen = new Set<string>();
     for (let i = 0; i < n; i++) {
-      const res = await getVia(nginxPort, 'web.default').catch(() => undefined);
+      const res = await get(nginxPort, 'web.default').catch(() => undefined);
       if (res?.status === 200) seen.add(res.body.trim());
     }
     return [...seen].sort();

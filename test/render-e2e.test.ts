@@ -2,11 +2,11 @@
 // `rollcall render … --watch` child processes with real checks and reloads, and real traffic through both.
 import { once } from 'node:events';
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, request, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { api, CLI, startServerProcess } from './helper.js';
-import { freePort, nginxArgs, nginxPrefix, oldWorkersGone, requireBinary, spawnOwned, waitFor } from './render-proxies.js';
+import { freePort, get, nginxArgs, nginxPrefix, oldWorkersGone, requireBinary, spawnOwned, waitFor } from './render-proxies.js';
 
 const NS = 'default';
 const SERVICE = 'web';
@@ -24,20 +24,6 @@ async function backend(t: Test, id: string): Promise<{ id: string; port: number 
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('no port');
   return { id, port: address.port };
-}
-
-/** One request through a proxy with a chosen Host; a fresh connection each time so every request is balanced. */
-function get(port: number, host: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/', headers: { host }, agent: false, timeout: 30_000 }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('request timed out')));
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 /** Who answered `n` requests: id → count (non-200 answers counted as "<status>"). */

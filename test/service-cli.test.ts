@@ -1,25 +1,10 @@
 // `rollcall service create|get|delete|list` and `rollcall watch --resources` against a real registry: output and
 // exit codes.
-import { execFile, spawn } from 'node:child_process';
-import t, { type Test } from 'tap';
+import { spawn } from 'node:child_process';
+import t from 'tap';
+import { oneLine, rollcall } from './cli-process.js';
 import { api, CHILD_ENV, CLI, freePort, startServer, waitFor } from './helper.js';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { env: { ...CHILD_ENV, ...env }, timeout: 15_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-const rollcall = (args: string[], env: Record<string, string> = {}) => run(process.execPath, [CLI, ...args], env);
-const oneLine = (t: Test, r: Run) => t.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
 
 t.test('service create, get, list, delete: tables, --json and exit codes', async (t) => {
   const server = await startServer(t);

@@ -1,30 +1,15 @@
 // Kubernetes-style service variables: `rollcall env` output a real shell reads, and `rollcall agent --env-services`
 // handing them to a real child.
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { formatEnv, serviceEnv, shellQuote } from '../src/cli/service-env.js';
+import { rollcall, run, oneLine } from './cli-process.js';
 import { api, CHILD_ENV, CLI, freePort, startServer, waitFor } from './helper.js';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { env: { ...CHILD_ENV, ...env }, timeout: 15_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-const rollcall = (args: string[], env: Record<string, string> = {}) => run(process.execPath, [CLI, ...args], env);
-const oneLine = (t: Test, r: Run) => t.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
 
 t.test('rollcall env: sh output a real shell sources, dotenv and json, --services selection', async (t) => {
   const server = await startServer(t);
