@@ -213,3 +213,42 @@ t.test('every write is logged with the principal name; the token never reaches a
   t.ok(lines.some((l) => l.includes('lacks the scope write:other')), 'the refusal is logged too');
   t.notOk(lines.some((l) => l.includes('tok-')), 'no token in any log line');
 });
+
+t.test('the compatibility APIs take the same scoped credentials: Prometheus SD, Eureka (Basic password), Consul (X-Consul-Token, ?ns=)', async (t) => {
+  const dir = t.testdir();
+  const authFile = writeAuthFile(dir, Object.values(P));
+  const server = await startServer(t, { dataDir: dir, config: { authFile, eurekaNamespace: 'team-a', consulListen: '127.0.0.1:0' } });
+  const basic = (token: string) => ({ authorization: `Basic ${Buffer.from(`eureka:${token}`).toString('base64')}` });
+  const get = async (url: string, headers: Record<string, string> = {}) => (await fetch(url, { headers })).status;
+
+  // Prometheus SD: read on ?namespace=, `*` without one.
+  t.equal(await get(`${server.url}/v1/sd/prometheus?namespace=team-a`, bearer(P.reader.token)), 200);
+  t.equal(await get(`${server.url}/v1/sd/prometheus?namespace=other`, bearer(P.reader.token)), 403);
+  t.equal(await get(`${server.url}/v1/sd/prometheus`, bearer(P.reader.token)), 403, 'every namespace needs *');
+  t.equal(await get(`${server.url}/v1/sd/prometheus`, bearer(P.globalReader.token)), 200);
+
+  // Eureka serves --eureka-namespace (team-a): the token is the Basic password; reads need read, writes write.
+  const register = (token: string) =>
+    fetch(`${server.url}/eureka/apps/WEB`, {
+      method: 'POST',
+      headers: { ...basic(token), 'content-type': 'application/json' },
+      body: JSON.stringify({ instance: { instanceId: 'w1', hostName: 'h1', app: 'WEB', ipAddr: '10.0.0.1', status: 'UP', port: { $: 80, '@enabled': 'true' } } }),
+    });
+  t.equal(await get(`${server.url}/eureka/apps`), 401);
+  t.equal(await get(`${server.url}/eureka/apps`, basic(P.reader.token)), 200);
+  const refused = await register(P.reader.token);
+  t.equal(refused.status, 403);
+  t.match(await refused.text(), /lacks the scope write:team-a/, 'plain text, as Eureka answers errors');
+  t.equal((await register(P.writer.token)).status, 204);
+
+  // Consul: X-Consul-Token on the request's ?ns= (default "default").
+  const consul = server.app.consulUrl!;
+  const token = (v: string) => ({ 'x-consul-token': v });
+  t.equal(await get(`${consul}/v1/catalog/services?ns=team-a`, token(P.reader.token)), 200);
+  t.equal(await get(`${consul}/v1/catalog/services?ns=other`, token(P.reader.token)), 403);
+  t.equal(await get(`${consul}/v1/catalog/services?ns=team-a`), 403, 'no token');
+  const put = (v: string) =>
+    fetch(`${consul}/v1/agent/service/register?ns=team-a`, { method: 'PUT', headers: token(v), body: JSON.stringify({ ID: 'c1', Name: 'api', Port: 80, Address: '10.0.0.2' }) });
+  t.equal((await put(P.reader.token)).status, 403, 'a read token cannot register');
+  t.equal((await put(P.writer.token)).status, 200);
+});
