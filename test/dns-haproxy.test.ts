@@ -2,29 +2,13 @@
 // rollcall and a `server-template` resolving `_web._tcp.shop.rollcall` (SRV with A additionals). Registering an
 // instance brings it traffic, deregistering one takes its traffic away, and the HAProxy process is never reloaded
 // or restarted (same PID, no signal sent, still running at the end).
-import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
-import { createServer, request, type Server } from 'node:http';
+import { request } from 'node:http';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { startDnsServer } from './dns-helper.js';
 import { api } from './helper.js';
-import { freePort, haproxyCheck, requireBinary, spawnOwned, waitFor } from './render-proxies.js';
-
-async function backend(t: Test, id: string): Promise<{ id: string; port: number; hits: () => number }> {
-  let hits = 0;
-  const server: Server = createServer((_req, res) => {
-    hits++;
-    res.setHeader('connection', 'close');
-    res.end(id);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return { id, port: address.port, hits: () => hits };
-}
+import { freePort, haproxyCheck, idBackend, requireBinary, spawnOwned, waitFor } from './render-proxies.js';
 
 function get(port: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -49,7 +33,7 @@ t.test('HAProxy follows rollcall DNS (SRV + server-template) without a reload', 
   const haproxy = requireBinary(t, 'haproxy');
   if (!haproxy) return;
   const s = await startDnsServer(t, { config: { dnsTtl: 1 } });
-  const [b1, b2, b3] = [await backend(t, 'b1'), await backend(t, 'b2'), await backend(t, 'b3')];
+  const [b1, b2, b3] = [await idBackend(t, 'b1'), await idBackend(t, 'b2'), await idBackend(t, 'b3')];
   const register = (b: { id: string; port: number }) => s.register('shop', 'web', b.id, { address: '127.0.0.1', port: b.port });
   await register(b1);
   await register(b2);

@@ -9,7 +9,7 @@ import { createClient } from '../src/client/index.js';
 import { createFlipCounter, HEALTH_METADATA } from '../src/client/health.js';
 import { child, instanceUrl, startAgent } from './agent-process.js';
 import { api, CHILD_ENV, CLI, freePort, startServer, startServerProcess, waitFor } from './helper.js';
-import { get, nginxArgs, nginxPrefix, oldWorkersGone, requireBinary, spawnOwned } from './render-proxies.js';
+import { getVia, nginxArgs, nginxPrefix, oldWorkersGone, requireBinary, spawnOwned } from './render-proxies.js';
 import { changes, openWatch } from './watch-client.js';
 
 const FAST = ['--health-interval', '200ms', '--health-timeout', '500ms', '--health-fall', '3', '--health-rise', '2'];
@@ -242,8 +242,8 @@ t.test('end to end: nginx (via rollcall render --watch) stops sending to a sick 
   const who = async (n: number) => {
     const seen = new Set<string>();
     for (let i = 0; i < n; i++) {
-      const res = await get(nginxPort, 'web.default').catch(() => undefined);
-      if (res?.status === 200) seen.add(res.body.trim());
+      const res = await getVia(nginxPort, 'web.default');
+      if (res.status === 200) seen.add(res.body.trim());
     }
     return [...seen].sort();
   };

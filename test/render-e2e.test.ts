@@ -2,35 +2,20 @@
 // `rollcall render … --watch` child processes with real checks and reloads, and real traffic through both.
 import { once } from 'node:events';
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { api, CLI, startServerProcess } from './helper.js';
-import { freePort, get, nginxArgs, nginxPrefix, oldWorkersGone, requireBinary, spawnOwned, waitFor } from './render-proxies.js';
+import { freePort, getVia, idBackend, nginxArgs, nginxPrefix, oldWorkersGone, requireBinary, spawnOwned, waitFor } from './render-proxies.js';
 
 const NS = 'default';
 const SERVICE = 'web';
 const HOST = `${SERVICE}.${NS}`;
 
-/** A backend that answers its own id, on 127.0.0.1:<ephemeral>; closed at teardown. */
-async function backend(t: Test, id: string): Promise<{ id: string; port: number }> {
-  const server: Server = createServer((_req, res) => {
-    res.setHeader('connection', 'close');
-    res.end(id);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return { id, port: address.port };
-}
-
 /** Who answered `n` requests: id → count (non-200 answers counted as "<status>"). */
 async function spread(port: number, n = 30, host = HOST): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
   for (let i = 0; i < n; i++) {
-    const r = await get(port, host).catch((err: Error) => ({ status: -1, body: err.message }));
+    const r = await getVia(port, host);
     const key = r.status === 200 ? r.body : String(r.status);
     counts[key] = (counts[key] ?? 0) + 1;
   }
@@ -57,7 +42,7 @@ t.test('nginx and HAProxy follow the registry with real traffic', async (t) => {
     t.ok(r.status === 200 || r.status === 201, `registered ${b.id}`);
   };
 
-  const [a, b, c, d] = await Promise.all(['a', 'b', 'c', 'd'].map((id) => backend(t, id)));
+  const [a, b, c, d] = await Promise.all(['a', 'b', 'c', 'd'].map((id) => idBackend(t, id)));
   if (!a || !b || !c || !d) throw new Error('backends');
   await register(a);
   await register(b);
@@ -78,7 +63,7 @@ t.test('nginx and HAProxy follow the registry with real traffic', async (t) => {
   const oneShot = spawnOwned(t, [process.execPath, CLI, 'render', 'nginx', ...common, '--listen', `127.0.0.1:${nginxPort}`, '--out', nginxConf]);
   t.equal((await once(oneShot, 'exit'))[0], 0, `one-shot render: ${oneShot.logs()}`);
   const nginxProc = spawnOwned(t, nginxArgs(nginx, nginxDir, prefix.main));
-  await waitFor('nginx to serve', async () => (await get(nginxPort, HOST)).status === 200);
+  await waitFor('nginx to serve', async () => (await getVia(nginxPort, HOST)).status === 200);
 
   // HAProxy: master-worker in the foreground; USR2 to the master reloads the file.
   const haproxyCfg = join(dir, 'haproxy.cfg');
@@ -87,7 +72,7 @@ t.test('nginx and HAProxy follow the registry with real traffic', async (t) => {
   const oneShotH = spawnOwned(t, [process.execPath, CLI, 'render', 'haproxy', ...common, '--listen', `127.0.0.1:${haproxyPort}`, '--out', haproxyCfg]);
   t.equal((await once(oneShotH, 'exit'))[0], 0, `one-shot render: ${oneShotH.logs()}`);
   const haproxyProc = spawnOwned(t, [haproxy, '-W', '-db', '-f', haproxyCfg, '-p', haproxyPid]);
-  await waitFor('haproxy to serve', async () => (await get(haproxyPort, HOST)).status === 200);
+  await waitFor('haproxy to serve', async () => (await getVia(haproxyPort, HOST)).status === 200);
 
   const watchers = [
     spawnOwned(t, [
@@ -112,8 +97,8 @@ t.test('nginx and HAProxy follow the registry with real traffic', async (t) => {
       const counts = await spread(p.port, 40);
       t.same(Object.keys(counts).sort(), ['a', 'b'], `${p.name}: a and b answer, starting c does not: ${JSON.stringify(counts)}`);
       t.ok((counts.a ?? 0) >= 10 && (counts.b ?? 0) >= 10, `${p.name}: round robin spreads evenly`);
-      t.equal((await get(p.port, 'nope.default')).status, 404, `${p.name}: unknown host → 404`);
-      t.equal((await get(p.port, `${HOST}:${p.port}`)).status, 200, `${p.name}: Host with a port routes too`);
+      t.equal((await getVia(p.port, 'nope.default')).status, 404, `${p.name}: unknown host → 404`);
+      t.equal((await getVia(p.port, `${HOST}:${p.port}`)).status, 200, `${p.name}: Host with a port routes too`);
     }
   });
 

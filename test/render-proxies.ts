@@ -4,7 +4,6 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, request as httpRequest } from 'node:http';
-import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -156,9 +155,11 @@ export async function waitFor<T>(what: string, fn: () => Promise<T> | T, timeout
   }
 }
 
-/** An HTTP backend on 127.0.0.1:<ephemeral> answering its own id; closed at teardown. */
-export async function idBackend(t: Test, id: string): Promise<{ id: string; port: number }> {
+/** An HTTP backend on 127.0.0.1:<ephemeral> answering its own id and counting its requests; closed at teardown. */
+export async function idBackend(t: Test, id: string): Promise<{ id: string; port: number; hits: () => number }> {
+  let hits = 0;
   const server = createHttpServer((_req, res) => {
+    hits++;
     res.setHeader('connection', 'close');
     res.end(id);
   });
@@ -166,7 +167,7 @@ export async function idBackend(t: Test, id: string): Promise<{ id: string; port
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('no port');
-  return { id, port: address.port };
+  return { id, port: address.port, hits: () => hits };
 }
 
 /** One GET through a proxy with a chosen Host, on a fresh connection; errors become status -1. */
@@ -179,20 +180,6 @@ export function getVia(port: number, host: string): Promise<{ status: number; bo
     });
     req.on('timeout', () => req.destroy(new Error('request timed out')));
     req.on('error', (err) => resolve({ status: -1, body: err.message }));
-    req.end();
-  });
-}
-
-/** One request through a proxy with a chosen Host; a fresh connection each time so every request is balanced. */
-export function get(port: number, host: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/', headers: { host }, agent: false, timeout: 30_000 }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('request timed out')));
-    req.on('error', reject);
     req.end();
   });
 }
