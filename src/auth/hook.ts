@@ -6,7 +6,7 @@ import { RollcallError } from '../errors.js';
 import { errorBody } from '../schemas/api.js';
 import { UNDECLARED_ACCESS, type RouteAccess } from './access.js';
 import { presentedToken, type Credentials } from './credentials.js';
-import { missingScope, type Principal } from './rules.js';
+import { missingRole, missingScope, type Principal } from './rules.js';
 
 export interface AuthOptions {
   /** The credentials in force, a function so a reload swaps them; null when auth is off (no hook at all). */
@@ -18,7 +18,8 @@ export interface AuthOptions {
 function namespaceOf(req: FastifyRequest, access: Exclude<RouteAccess, string>): string | undefined {
   if (access.namespace !== undefined) return access.namespace;
   const from = access.namespaceFrom;
-  if (from === undefined) return undefined;
+  // `each`: many namespaces, checked per item by the handler.
+  if (from === undefined || from === 'each') return undefined;
   const value = (from === 'params' ? req.params : req.query) as Record<string, unknown> | undefined;
   const namespace = value?.namespace;
   // A repeated ?namespace= is an array: treat it as "every namespace" so it can only ask for more, never less.
@@ -76,7 +77,8 @@ export function installAuth(app: FastifyInstance, options: AuthOptions): void {
     if (access === 'public' || (access === 'ops' && !options.protectOps)) return;
     const principal = authenticate(req, current());
     if (typeof access === 'object') {
-      const missing = missingScope(principal, access.action, namespaceOf(req, access));
+      const missing =
+        access.namespaceFrom === 'each' ? missingRole(principal, access.action) : missingScope(principal, access.action, namespaceOf(req, access));
       if (missing !== null) {
         throw new RollcallError(
           'forbidden',

@@ -59,9 +59,11 @@ export const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = asyn
         const renewed = registry.heartbeat(namespace, service, id);
         await registry.settled();
         metrics.heartbeats.inc({ result: 'ok' });
+        metrics.leaseRenewals.inc({ transport: 'http', result: 'ok' });
         return renewed;
       } catch (err) {
         metrics.heartbeats.inc({ result: 'not_found' });
+        metrics.leaseRenewals.inc({ transport: 'http', result: 'not_found' });
         throw err;
       }
     },
