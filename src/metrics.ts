@@ -34,6 +34,12 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}) {
       registers: [registry],
     }),
     leaseStreams: new Gauge({ name: 'rollcall_lease_streams', help: 'Open lease streams (GET /v1/leases)', registers: [registry] }),
+    leaseStreamCloses: new Counter({
+      name: 'rollcall_lease_stream_closes_total',
+      help: 'Lease streams the server closed, by reason (slow_consumer, ping_timeout, too_many_bad_messages)',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
     deregistrations: new Counter({ name: 'rollcall_deregistrations_total', help: 'Deregistrations', registers: [registry] }),
     expiries: new Counter({ name: 'rollcall_expiries_total', help: 'Instances removed because their lease ended', registers: [registry] }),
     protectionActive: new Gauge({

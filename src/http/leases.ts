@@ -86,6 +86,7 @@ export const leaseRoutes: FastifyPluginAsyncZod<LeaseRoutesOptions> = async (app
     for (const [socket, state] of streams) {
       if (socket.readyState !== socket.OPEN) continue;
       if (!state.alive) {
+        metrics.leaseStreamCloses.inc({ reason: 'ping_timeout' });
         closeWebSocket(socket, PING_TIMEOUT_CLOSE, 'ping_timeout: no pong within one ping interval');
         continue;
       }
@@ -137,10 +138,14 @@ export const leaseRoutes: FastifyPluginAsyncZod<LeaseRoutesOptions> = async (app
         if (socket.readyState !== socket.OPEN) return;
         socket.send(JSON.stringify(message));
         // A client that sends renewals but never reads the answers would grow our buffer without bound.
-        if (socket.bufferedAmount > maxBufferedBytes) closeWebSocket(socket, SLOW_CONSUMER_CLOSE, 'slow_consumer: read the answers');
+        if (socket.bufferedAmount > maxBufferedBytes) {
+          metrics.leaseStreamCloses.inc({ reason: 'slow_consumer' });
+          closeWebSocket(socket, SLOW_CONSUMER_CLOSE, 'slow_consumer: read the answers');
+        }
       };
       const refuse = (code: string, message: string, extra: { seq?: number; details?: ErrorDetail[] } = {}) => {
         if (!garbage.take()) {
+          metrics.leaseStreamCloses.inc({ reason: 'too_many_bad_messages' });
           closeWebSocket(socket, LEASE_CLOSE.policyViolation, 'too_many_bad_messages');
           return;
         }
@@ -148,6 +153,8 @@ export const leaseRoutes: FastifyPluginAsyncZod<LeaseRoutesOptions> = async (app
       };
 
       socket.on('message', (data: RawData, isBinary: boolean) => {
+        // Frames still arriving after we decided to close are not read.
+        if (socket.readyState !== socket.OPEN) return;
         if (isBinary) return refuse('bad_request', 'Send renewals as JSON text messages, not binary frames.');
         let parsed: unknown;
         try {
