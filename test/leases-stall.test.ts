@@ -23,9 +23,8 @@ t.test('a stall of N s pushes every lease deadline back by exactly N s; the tick
   t.teardown(close);
   const sweep = createSweeper(registry, clock, { sweepMs: 200, stallToleranceMs: 1000 });
   const t0 = clock.now();
-  registry.register('default', 'web', 'a', { address: '10.0.0.1', port: 80, ttlSeconds: 5 });
-  registry.register('default', 'web', 'b', { address: '10.0.0.2', port: 80, ttlSeconds: 60 });
-  await registry.settled();
+  await registry.register('default', 'web', 'a', { address: '10.0.0.1', port: 80, ttlSeconds: 5 });
+  await registry.register('default', 'web', 'b', { address: '10.0.0.2', port: 80, ttlSeconds: 60 });
 
   clock.advance(200);
   t.same(sweep(), { stalledMs: 0, expired: 0 }, 'an on-time tick is no stall');
@@ -44,7 +43,7 @@ t.test('a stall of N s pushes every lease deadline back by exactly N s; the tick
   t.equal(registry.expireDue(), 1, 'and expires exactly at it');
 
   // A renewal after the stall counts from the wall-clock now, as always.
-  const renewed = registry.heartbeat('default', 'web', 'b');
+  const renewed = await registry.heartbeat('default', 'web', 'b');
   t.equal(renewed.expiresAt, new Date(clock.now() + 60_000).toISOString());
   t.equal(renewed.lastHeartbeatAt, new Date(clock.now()).toISOString());
   await registry.settled();

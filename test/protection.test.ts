@@ -7,18 +7,16 @@ import { openWatch } from './watch-client.js';
 
 type App = Awaited<ReturnType<typeof buildTestApp>>['app'];
 const ids = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `i${from + i}`);
-const register = (app: App, list: string[], ttlSeconds = 10) => {
-  for (const id of list) app.registry.register('default', 'web', id, { address: '10.0.0.1', port: 80, ttlSeconds });
-  return app.registry.settled();
-};
-const beat = (app: App, list: string[]) => list.map((id) => app.registry.heartbeat('default', 'web', id));
+const register = (app: App, list: string[], ttlSeconds = 10) =>
+  Promise.all(list.map((id) => app.registry.register('default', 'web', id, { address: '10.0.0.1', port: 80, ttlSeconds })));
+const beat = (app: App, list: string[]) => Promise.all(list.map((id) => app.registry.heartbeat('default', 'web', id)));
 const listed = (app: App) => app.registry.list({ namespace: 'default' }).items;
 
 /** 100 ttl-10 instances; at 5 s the first 60 heartbeat, so at 10 s the other 40 lapse at once. */
 async function fortyLapse(app: App, clock: ReturnType<typeof createManualClock>) {
   await register(app, ids(0, 100));
   clock.advance(5000);
-  beat(app, ids(0, 60));
+  await beat(app, ids(0, 60));
   clock.advance(5000);
   const expired = app.registry.expireDue();
   await app.registry.settled();
@@ -52,14 +50,13 @@ t.test('40 of 100 stop heartbeating at once: protection, nobody evicted, the lap
   // Protected for a while: the 60 keep heartbeating, the 40 stay.
   for (let i = 0; i < 10; i++) {
     clock.advance(5000);
-    beat(app, ids(0, 60));
+    await beat(app, ids(0, 60));
     t.equal(app.registry.expireDue(), 0);
   }
   t.equal(listed(app).length, 100);
 
   // Deregistrations take effect at once, protected or not.
-  app.registry.deregister('default', 'web', 'i99');
-  await app.registry.settled();
+  await app.registry.deregister('default', 'web', 'i99');
   t.equal(listed(app).length, 99);
   t.equal(app.registry.protection().lapsed, 39);
 });
@@ -69,9 +66,9 @@ t.test('the 40 resume: they are back to normal, protection ends, nobody was evic
   const { app } = await buildTestApp(t, { clock });
   await fortyLapse(app, clock);
   clock.advance(20_000);
-  beat(app, ids(0, 60));
+  await beat(app, ids(0, 60));
   const before = app.registry.revision;
-  const renewed = beat(app, ids(60, 100));
+  const renewed = await beat(app, ids(60, 100));
   t.ok(renewed.every((i) => !('lapsed' in i) && i.expiresAt === new Date(clock.now() + 10_000).toISOString()), 'renewed, unflagged');
   await app.registry.settled();
   const events = app.registry.eventsAfter({}, before, app.registry.revision, 1000);
@@ -84,7 +81,7 @@ t.test('the 40 resume: they are back to normal, protection ends, nobody was evic
 
   // And the leases of the 40 run normally again: silent for a TTL, a few of them expire without protection.
   clock.advance(5000);
-  beat(app, ids(0, 98));
+  await beat(app, ids(0, 98));
   clock.advance(5000);
   t.equal(app.registry.expireDue(), 2, 'two silent instances simply expire');
   t.equal(app.registry.protection().active, false);
@@ -97,11 +94,11 @@ t.test('the 40 never resume: they expire after the maximum, a bounded few per sw
   const since = clock.now();
   while (clock.now() + 5000 < since + 120_000) {
     clock.advance(5000);
-    beat(app, ids(0, 60));
+    await beat(app, ids(0, 60));
     t.equal(app.registry.expireDue(), 0, 'kept while protected');
   }
   clock.set(since + 120_000 - 1);
-  beat(app, ids(0, 60));
+  await beat(app, ids(0, 60));
   t.equal(app.registry.expireDue(), 0, '1 ms before the maximum: still protected');
   t.equal(app.registry.protection().active, true);
   clock.advance(1);
@@ -118,7 +115,7 @@ t.test('the 40 never resume: they expire after the maximum, a bounded few per sw
 
   // Protection can begin again for a later mass lapse (it did not get stuck off either).
   clock.advance(5000);
-  beat(app, ids(0, 30));
+  await beat(app, ids(0, 30));
   clock.advance(5000);
   t.equal(app.registry.expireDue(), 0);
   t.equal(app.registry.protection().active, true, '30 of 60 lapsing starts protection again');
@@ -133,10 +130,10 @@ t.test('normal expiry of a few never triggers protection', async (t) => {
   for (let round = 0; round < 3; round++) {
     clock.advance(5000);
     silent += round === 2 ? 4 : 5;
-    beat(app, ids(silent, 100));
+    await beat(app, ids(silent, 100));
     clock.advance(5000);
     t.equal(app.registry.expireDue(), round === 2 ? 4 : 5, `round ${round}: the silent ones expire`);
-    beat(app, ids(silent, 100));
+    await beat(app, ids(silent, 100));
     t.equal(app.registry.protection().active, false);
   }
   t.equal(listed(app).length, 86);
@@ -201,10 +198,9 @@ t.test('every watcher hears PROTECTION on and off (WebSocket and SSE), in order 
 t.test('generators keep routing to lapsed instances (the ones alive behind a partition keep their traffic)', async (t) => {
   const clock = createManualClock();
   const { app } = await buildTestApp(t, { clock });
-  for (let i = 0; i < 10; i++) app.registry.register('default', 'web', `i${i}`, { address: '10.0.0.1', port: 1000 + i, ttlSeconds: 10 });
-  await app.registry.settled();
+  await Promise.all(Array.from({ length: 10 }, (_, i) => app.registry.register('default', 'web', `i${i}`, { address: '10.0.0.1', port: 1000 + i, ttlSeconds: 10 })));
   clock.advance(5000);
-  beat(app, ids(0, 6));
+  await beat(app, ids(0, 6));
   clock.advance(5000);
   t.equal(app.registry.expireDue(), 0);
   await app.registry.settled();

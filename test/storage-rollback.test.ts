@@ -2,7 +2,6 @@
 // SQLITE_FULL is produced for real by capping the database's size (PRAGMA max_page_count), no root needed.
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import type { RollcallError } from '../src/errors.js';
 import { createManualClock } from '../src/registry/clock.js';
 import { createRegistry } from '../src/registry/registry.js';
 import type { ChangeEvent } from '../src/registry/types.js';
@@ -36,25 +35,18 @@ const big = (n: number) => ({
 
 t.test('a batch that hits a full disk is rolled back in memory: its writers fail, the registry goes on', async (t) => {
   const { registry, published, full, roomy, fatal } = setup(t);
-  registry.register('default', 'web', 'a', { address: '10.0.0.1', port: 80 });
-  registry.register('default', 'web', 'b', { address: '10.0.0.2', port: 80 });
-  await registry.settled();
+  await registry.register('default', 'web', 'a', { address: '10.0.0.1', port: 80 });
+  await registry.register('default', 'web', 'b', { address: '10.0.0.2', port: 80 });
   const before = JSON.stringify(registry.snapshot({}));
   full();
 
   // One turn: a patch and a deregistration that fit in existing pages, then a registration that does not.
-  registry.patch('default', 'web', 'a', { status: 'draining' });
-  registry.deregister('default', 'web', 'b');
-  const earlier = registry.settled();
-  let thrown: RollcallError | undefined;
-  try {
-    registry.register('default', 'web', 'c', big(1));
-  } catch (err) {
-    thrown = err as RollcallError;
-  }
-  t.equal(thrown?.code, 'storage_full', 'the writer that hit the wall gets storage_full');
-  t.equal(thrown?.status, 503);
-  await t.rejects(earlier, { code: 'storage_full' }, 'the earlier writers of the batch get it too');
+  const patched = registry.patch('default', 'web', 'a', { status: 'draining' });
+  const deregistered = registry.deregister('default', 'web', 'b');
+  const registered = registry.register('default', 'web', 'c', big(1));
+  await t.rejects(registered, { code: 'storage_full', status: 503 }, 'the writer that hit the wall gets storage_full');
+  await t.rejects(patched, { code: 'storage_full' }, 'the earlier writers of the batch get it too');
+  await t.rejects(deregistered, { code: 'storage_full' });
   await registry.settled();
   t.equal(JSON.stringify(registry.snapshot({})), before, 'memory is exactly what it was: the whole batch undone');
   t.equal(registry.revision, 2);
@@ -62,15 +54,16 @@ t.test('a batch that hits a full disk is rolled back in memory: its writers fail
   t.equal(fatal(), undefined, 'a full disk is not fatal');
 
   // Reads and heartbeats go on; a heartbeat writes nothing.
-  t.equal(registry.heartbeat('default', 'web', 'a').status, 'up');
+  t.equal((await registry.heartbeat('default', 'web', 'a')).status, 'up');
   t.equal(registry.list({ namespace: 'default' }).items.length, 2);
 
   // Space returns: the same writes succeed, with the revisions the failed ones never used.
   roomy();
-  registry.patch('default', 'web', 'a', { status: 'draining' });
-  registry.deregister('default', 'web', 'b');
-  registry.register('default', 'web', 'c', big(1));
-  await registry.settled();
+  await Promise.all([
+    registry.patch('default', 'web', 'a', { status: 'draining' }),
+    registry.deregister('default', 'web', 'b'),
+    registry.register('default', 'web', 'c', big(1)),
+  ]);
   t.same(published.map((e) => [e.revision, e.type, e.instance.id]), [
     [1, 'ADDED', 'a'],
     [2, 'ADDED', 'b'],
@@ -85,8 +78,7 @@ t.test('an expiry sweep that cannot commit keeps the leases and expires them onc
   const COUNT = 200;
   // Small rows, and a DELETED event (the whole instance as JSON) is larger than the row it removes: the
   // sweep's commit needs pages that the capped database does not have.
-  for (let i = 0; i < COUNT; i++) registry.register('default', 'web', `i${i}`, { address: '10.0.0.1', port: 80, ttlSeconds: 10 });
-  await registry.settled();
+  await Promise.all(Array.from({ length: COUNT }, (_, i) => registry.register('default', 'web', `i${i}`, { address: '10.0.0.1', port: 80, ttlSeconds: 10 })));
   full();
   clock.advance(10_000);
   for (let attempt = 0; attempt < 3; attempt++) {

@@ -34,8 +34,7 @@ export const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = asyn
     },
     async (req, reply) => {
       const { namespace, service, id } = req.params;
-      const { instance: saved, created } = registry.register(namespace, service, id, req.body);
-      await registry.settled();
+      const { instance: saved, created } = await registry.register(namespace, service, id, req.body);
       metrics.registrations.inc({ result: created ? 'created' : 'replaced' });
       return reply.code(created ? 201 : 200).send(saved);
     },
@@ -56,8 +55,7 @@ export const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = asyn
     async (req) => {
       const { namespace, service, id } = req.params;
       try {
-        const renewed = registry.heartbeat(namespace, service, id);
-        await registry.settled();
+        const renewed = await registry.heartbeat(namespace, service, id);
         metrics.heartbeats.inc({ result: 'ok' });
         metrics.leaseRenewals.inc({ transport: 'http', result: 'ok' });
         return renewed;
@@ -84,9 +82,7 @@ export const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = asyn
     },
     async (req) => {
       const { namespace, service, id } = req.params;
-      const patched = registry.patch(namespace, service, id, req.body);
-      await registry.settled();
-      return patched;
+      return registry.patch(namespace, service, id, req.body);
     },
   );
 
@@ -103,8 +99,7 @@ export const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = asyn
     },
     async (req, reply) => {
       const { namespace, service, id } = req.params;
-      registry.deregister(namespace, service, id);
-      await registry.settled();
+      await registry.deregister(namespace, service, id);
       metrics.deregistrations.inc();
       return reply.code(204).send(null);
     },

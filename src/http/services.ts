@@ -61,8 +61,7 @@ export const serviceRoutes: FastifyPluginAsyncZod<ServiceRoutesOptions> = async 
     },
     async (req, reply) => {
       const { namespace, service: name } = req.params;
-      const { service: saved, created } = registry.putService(namespace, name, req.body);
-      await registry.settled();
+      const { service: saved, created } = await registry.putService(namespace, name, req.body);
       return reply.code(created ? 201 : 200).send(saved);
     },
   );
@@ -102,8 +101,7 @@ export const serviceRoutes: FastifyPluginAsyncZod<ServiceRoutesOptions> = async 
     },
     async (req, reply) => {
       const { namespace, service: name } = req.params;
-      registry.deleteService(namespace, name);
-      await registry.settled();
+      await registry.deleteService(namespace, name);
       return reply.code(204).send(null);
     },
   );

@@ -5,6 +5,7 @@ import type { PutServiceInput, Service, WatchResource } from '../schemas/service
 import type { InstanceStore } from '../store/instance-store.js';
 import type { WatchHub } from '../watch/hub.js';
 import type { Clock } from './clock.js';
+import { createInstanceIndex, type ListFilter } from './instance-index.js';
 import { createLeaseQueue } from './leases.js';
 import { createSelfPreservation, type LeaveReason, type SelfPreservationOptions } from './self-preservation.js';
 import { createServiceRules } from './services.js';
@@ -44,13 +45,7 @@ export interface ProtectionChange {
   revision: number;
 }
 
-export interface ListFilter {
-  namespace: string;
-  service?: string;
-  status?: Instance['status'];
-  tag?: string;
-  zone?: string;
-}
+export type { ListFilter } from './instance-index.js';
 
 export interface ServiceSummary {
   name: string;
@@ -70,15 +65,15 @@ export interface NamespaceSummary {
 /** What a registration says, without the times and revisions the registry adds. */
 type RegistrationFields = Omit<InstanceRecord, 'registeredAt' | 'lastHeartbeatAt' | 'expiresAt' | 'revision' | 'createRevision' | 'lapsedAt'>;
 
-type ServiceMap = Map<string, Map<string, InstanceRecord>>;
-
 export function createRegistry(options: RegistryOptions) {
   const { store, hub, clock } = options;
   const maxExpiries = options.maxExpiriesPerSweep ?? 1000;
   const leases = createLeaseQueue();
-  // namespace → service → id → record. Reads are served from here; SQLite is the durable copy.
-  const namespaces = new Map<string, ServiceMap>();
-  let instanceCount = 0;
+  // Reads are served from here; the store keeps the durable copy.
+  const index = createInstanceIndex();
+  const { namespaces, find } = index;
+  const put = index.put;
+  const drop = index.drop;
   // Self-preservation: the policy, the instances it holds lapsed (out of the lease heap), and how many of
   // them a sweep may expire once protection ended (a drain spread over about ten sweeps, never all at once).
   const preservation = options.protection ? createSelfPreservation(options.protection) : undefined;
@@ -107,28 +102,6 @@ export function createRegistry(options: RegistryOptions) {
     restored.push(record);
   }
   hub.seedLastChange(store.lastChangeByService());
-
-  function find(namespace: string, service: string, id: string): InstanceRecord | undefined {
-    return namespaces.get(namespace)?.get(service)?.get(id);
-  }
-
-  function put(record: InstanceRecord) {
-    let services = namespaces.get(record.namespace);
-    if (!services) namespaces.set(record.namespace, (services = new Map()));
-    let ids = services.get(record.service);
-    if (!ids) services.set(record.service, (ids = new Map()));
-    if (!ids.has(record.id)) instanceCount++;
-    ids.set(record.id, record);
-  }
-
-  function drop(record: InstanceRecord) {
-    const services = namespaces.get(record.namespace);
-    const ids = services?.get(record.service);
-    if (!services || !ids) return;
-    if (ids.delete(record.id)) instanceCount--;
-    if (ids.size === 0) services.delete(record.service);
-    if (services.size === 0) namespaces.delete(record.namespace);
-  }
 
   // Group commit. The first change of an event-loop turn opens a transaction; every change of that turn joins
   // it (each in its own savepoint); one COMMIT (one fsync) ends it on setImmediate. Only then are the events
@@ -208,6 +181,12 @@ export function createRegistry(options: RegistryOptions) {
     // disk in doubt: stop, and restart from what is durable.
     if (!(answer instanceof RollcallError)) options.onFatal?.(err);
     return answer;
+  }
+
+  /** value, once the changes made so far are committed and published; rejects when their batch failed. */
+  async function committed<T>(value: T): Promise<T> {
+    if (batch) await batch.done;
+    return value;
   }
 
   /** Runs fn after the changes made so far are published (at once when none are pending). */
@@ -353,25 +332,6 @@ export function createRegistry(options: RegistryOptions) {
     });
   }
 
-  function filterRecords(filter: ListFilter): InstanceRecord[] {
-    const services = namespaces.get(filter.namespace);
-    if (!services) return [];
-    const names = filter.service === undefined ? [...services.keys()].sort() : [filter.service];
-    const out: InstanceRecord[] = [];
-    for (const name of names) {
-      const ids = services.get(name);
-      if (!ids) continue;
-      for (const id of [...ids.keys()].sort()) {
-        const r = ids.get(id)!;
-        if (filter.status !== undefined && r.status !== filter.status) continue;
-        if (filter.zone !== undefined && r.zone !== filter.zone) continue;
-        if (filter.tag !== undefined && !r.tags.includes(filter.tag)) continue;
-        out.push(r);
-      }
-    }
-    return out;
-  }
-
   return {
     /** The last committed revision: what readers and watchers may be told. */
     get revision() {
@@ -399,7 +359,7 @@ export function createRegistry(options: RegistryOptions) {
     },
 
     /** PUT: creates (created=true) or replaces a registration. An identical PUT only renews the lease. */
-    register(namespace: string, service: string, id: string, input: RegisterInput): { instance: Instance; created: boolean } {
+    async register(namespace: string, service: string, id: string, input: RegisterInput): Promise<{ instance: Instance; created: boolean }> {
       const now = clock.now();
       const existing = find(namespace, service, id);
       const fields = applyChanges(
@@ -407,7 +367,7 @@ export function createRegistry(options: RegistryOptions) {
         input,
       );
       if (existing && sameRegistration(existing, fields)) {
-        return { instance: renew(existing, now), created: false };
+        return committed({ instance: renew(existing, now), created: false });
       }
       const record: InstanceRecord = {
         ...fields,
@@ -420,23 +380,23 @@ export function createRegistry(options: RegistryOptions) {
         lapsedAt: null,
       };
       const [event] = commit([{ type: existing ? 'MODIFIED' : 'ADDED', reason: 'registered', record }]);
-      return { instance: event!.instance, created: !existing };
+      return committed({ instance: event!.instance, created: !existing });
     },
 
     /** Renews the lease. Unknown or expired instances are not found, so the caller registers again. */
-    heartbeat(namespace: string, service: string, id: string): Instance {
+    async heartbeat(namespace: string, service: string, id: string): Promise<Instance> {
       const record = find(namespace, service, id);
       if (!record) throw instanceNotFound(namespace, service, id);
-      return renew(record, clock.now());
+      return committed(renew(record, clock.now()));
     },
 
     /** Partial update; also renews the lease (a write from the instance is proof of life). */
-    patch(namespace: string, service: string, id: string, input: PatchInput): Instance {
+    async patch(namespace: string, service: string, id: string, input: PatchInput): Promise<Instance> {
       const existing = find(namespace, service, id);
       if (!existing) throw instanceNotFound(namespace, service, id);
       const now = clock.now();
       const fields = applyChanges(existing, input);
-      if (sameRegistration(existing, fields)) return renew(existing, now);
+      if (sameRegistration(existing, fields)) return committed(renew(existing, now));
       const record: InstanceRecord = {
         ...existing,
         ...fields,
@@ -444,13 +404,14 @@ export function createRegistry(options: RegistryOptions) {
         expiresAt: now - leaseOffset + fields.ttlSeconds * 1000,
         lapsedAt: null,
       };
-      return commit([{ type: 'MODIFIED', reason: 'updated', record }])[0]!.instance;
+      return committed(commit([{ type: 'MODIFIED', reason: 'updated', record }])[0]!.instance);
     },
 
-    deregister(namespace: string, service: string, id: string): void {
+    async deregister(namespace: string, service: string, id: string): Promise<void> {
       const existing = find(namespace, service, id);
       if (!existing) throw instanceNotFound(namespace, service, id);
       commit([{ type: 'DELETED', reason: 'deregistered', record: existing }]);
+      await committed(undefined);
     },
 
     get(namespace: string, service: string, id: string): Instance {
@@ -476,7 +437,7 @@ export function createRegistry(options: RegistryOptions) {
 
     /** Instances matching filter, sorted by service then id, consistent at `revision`. */
     list(filter: ListFilter): { revision: number; items: Instance[] } {
-      return { revision: committedRevision, items: filterRecords(filter).map(api) };
+      return { revision: committedRevision, items: index.filter(filter).map(api) };
     },
 
     /** Every instance of every namespace (or one namespace), for a watch snapshot. */
@@ -484,7 +445,7 @@ export function createRegistry(options: RegistryOptions) {
       const names = filter.namespace === undefined ? [...namespaces.keys()].sort() : [filter.namespace];
       const items: Instance[] = [];
       for (const namespace of names) {
-        for (const r of filterRecords({ namespace, ...(filter.service === undefined ? {} : { service: filter.service }) })) {
+        for (const r of index.filter({ namespace, ...(filter.service === undefined ? {} : { service: filter.service }) })) {
           items.push(api(r));
         }
       }
@@ -530,8 +491,8 @@ export function createRegistry(options: RegistryOptions) {
     },
 
     /** PUT a Service: created=true when new. An identical PUT changes nothing (no revision, no event). */
-    putService(namespace: string, name: string, input: PutServiceInput): { service: Service; created: boolean } {
-      return serviceRules.put(namespace, name, input);
+    async putService(namespace: string, name: string, input: PutServiceInput): Promise<{ service: Service; created: boolean }> {
+      return committed(serviceRules.put(namespace, name, input));
     },
 
     getService(namespace: string, name: string): Service {
@@ -544,8 +505,9 @@ export function createRegistry(options: RegistryOptions) {
     },
 
     /** Deletes the Service and releases its address; the service's instances stay registered. */
-    deleteService(namespace: string, name: string): void {
+    async deleteService(namespace: string, name: string): Promise<void> {
       serviceRules.delete(namespace, name);
+      await committed(undefined);
     },
 
     /** Services for a watch snapshot (every namespace, one, or one Service), sorted by namespace then name. */
@@ -594,7 +556,7 @@ export function createRegistry(options: RegistryOptions) {
       if (preservation) {
         preservation.prune(now);
         // While the last protection's lapsed still drain, their lapses must not start it again.
-        if (lapsed.size === 0 && preservation.shouldEnter(due.length, instanceCount)) {
+        if (lapsed.size === 0 && preservation.shouldEnter(due.length, index.size)) {
           preservation.enter(now);
           entered = true;
         }
@@ -617,7 +579,7 @@ export function createRegistry(options: RegistryOptions) {
       // Announced after the lapses that caused it, so its revision is theirs.
       if (entered) protectionChanged(true);
       if (preservation?.active) {
-        const reason = preservation.shouldLeave(lapsed.size, instanceCount, now);
+        const reason = preservation.shouldLeave(lapsed.size, index.size, now);
         if (reason) {
           preservation.leave();
           drainPerSweep = Math.max(1, Math.ceil(lapsed.size / 10));

@@ -205,13 +205,12 @@ export async function buildConsulServer(options: ConsulServerOptions) {
     const stillStarting = i.status === 'starting';
     const status: InstanceStatus = i.status === 'draining' ? 'draining' : statusForCheck(state, stillStarting).status;
     if (status === i.status && i.metadata[CHECK_STATE_KEY] === marker) {
-      registry.heartbeat(namespace, i.service, i.id);
+      await registry.heartbeat(namespace, i.service, i.id);
       metrics.heartbeats.inc({ result: 'ok' });
     } else {
       const { [CHECK_STATE_KEY]: _old, ...rest } = i.metadata;
-      registry.patch(namespace, i.service, i.id, { status, metadata: marker === undefined ? rest : { ...rest, [CHECK_STATE_KEY]: marker } });
+      await registry.patch(namespace, i.service, i.id, { status, metadata: marker === undefined ? rest : { ...rest, [CHECK_STATE_KEY]: marker } });
     }
-    await registry.settled();
   }
 
   app.get('/v1/agent/self', async (req) => {
@@ -356,8 +355,7 @@ export async function buildConsulServer(options: ConsulServerOptions) {
       throw new ConsulError(400, `Service ID "${id}" is already registered for service "${existing.service}"; deregister it first or pick another ID`);
     }
     // Consul keeps maintenance mode across a re-registration of the same service.
-    const { created } = registry.register(namespace, service, id, existing?.status === 'draining' ? { ...input, status: 'draining' } : input);
-    await registry.settled();
+    const { created } = await registry.register(namespace, service, id, existing?.status === 'draining' ? { ...input, status: 'draining' } : input);
     metrics.registrations.inc({ result: created ? 'created' : 'replaced' });
     return reply.code(200).send();
   });
@@ -365,8 +363,7 @@ export async function buildConsulServer(options: ConsulServerOptions) {
   app.put('/v1/agent/service/deregister/:id', async (req, reply) => {
     const namespace = namespaceOf(req);
     const i = serviceOrThrow(namespace, (req.params as { id: string }).id);
-    registry.deregister(namespace, i.service, i.id);
-    await registry.settled();
+    await registry.deregister(namespace, i.service, i.id);
     metrics.deregistrations.inc();
     return reply.code(200).send();
   });
@@ -398,8 +395,7 @@ export async function buildConsulServer(options: ConsulServerOptions) {
     const i = serviceOrThrow(namespace, (req.params as { id: string }).id);
     // Leaving maintenance returns to what the TTL check last said.
     const status: InstanceStatus = enable ? 'draining' : statusForCheck(checkStatusOf(i), false).status;
-    if (status !== i.status) registry.patch(namespace, i.service, i.id, { status });
-    await registry.settled();
+    if (status !== i.status) await registry.patch(namespace, i.service, i.id, { status });
     return reply.code(200).send();
   });
 

@@ -169,8 +169,7 @@ export const eurekaRoutes: FastifyPluginAsync<EurekaRoutesOptions> = async (app,
       } catch {
         existing = undefined;
       }
-      const { created } = registry.register(namespace, service, id, withOverride(input, existing));
-      await registry.settled();
+      const { created } = await registry.register(namespace, service, id, withOverride(input, existing));
       metrics.registrations.inc({ result: created ? 'created' : 'replaced' });
       return reply.code(204).send();
     });
@@ -179,20 +178,19 @@ export const eurekaRoutes: FastifyPluginAsync<EurekaRoutesOptions> = async (app,
     app.put<{ Params: InstanceParams }>(`${prefix}/apps/:app/:id`, RENEW, async (req, reply) => {
       const i = instanceOf(req.params);
       try {
-        registry.heartbeat(namespace, i.service, i.id);
-      } catch {
+        await registry.heartbeat(namespace, i.service, i.id);
+      } catch (err) {
+        if (!(err instanceof RollcallError) || err.code !== 'instance_not_found') throw err;
         metrics.heartbeats.inc({ result: 'not_found' });
         throw new EurekaError(404, `Unknown instance "${req.params.id}" of app "${req.params.app}"`);
       }
-      await registry.settled();
       metrics.heartbeats.inc({ result: 'ok' });
       return reply.code(200).send();
     });
 
     app.delete<{ Params: InstanceParams }>(`${prefix}/apps/:app/:id`, WRITE, async (req, reply) => {
       const i = instanceOf(req.params);
-      registry.deregister(namespace, i.service, i.id);
-      await registry.settled();
+      await registry.deregister(namespace, i.service, i.id);
       metrics.deregistrations.inc();
       return reply.code(200).send();
     });
@@ -203,8 +201,7 @@ export const eurekaRoutes: FastifyPluginAsync<EurekaRoutesOptions> = async (app,
       const value = (req.query.value ?? '').toUpperCase();
       const status = toRollcallStatus(value);
       if (status === undefined || value === 'UNKNOWN') throw new EurekaError(400, `Invalid status "${req.query.value ?? ''}": UP, DOWN, STARTING or OUT_OF_SERVICE`);
-      registry.patch(namespace, i.service, i.id, { status, metadata: overrideMetadata(i, value) });
-      await registry.settled();
+      await registry.patch(namespace, i.service, i.id, { status, metadata: overrideMetadata(i, value) });
       return reply.code(200).send();
     });
 
@@ -213,8 +210,7 @@ export const eurekaRoutes: FastifyPluginAsync<EurekaRoutesOptions> = async (app,
       const i = instanceOf(req.params);
       const status = toRollcallStatus(req.query.value ?? 'UP');
       if (status === undefined) throw new EurekaError(400, `Invalid status "${req.query.value ?? ''}"`);
-      registry.patch(namespace, i.service, i.id, { status, metadata: overrideMetadata(i, undefined) });
-      await registry.settled();
+      await registry.patch(namespace, i.service, i.id, { status, metadata: overrideMetadata(i, undefined) });
       return reply.code(200).send();
     });
 
@@ -223,8 +219,7 @@ export const eurekaRoutes: FastifyPluginAsync<EurekaRoutesOptions> = async (app,
       const i = instanceOf(req.params);
       const updates = Object.entries(req.query);
       if (updates.some(([k]) => k.startsWith(EUREKA_PREFIX) || k === '')) throw new EurekaError(400, `Metadata keys starting with "${EUREKA_PREFIX}" are reserved`);
-      registry.patch(namespace, i.service, i.id, { metadata: { ...i.metadata, ...Object.fromEntries(updates.map(([k, v]) => [k, String(v)])) } });
-      await registry.settled();
+      await registry.patch(namespace, i.service, i.id, { metadata: { ...i.metadata, ...Object.fromEntries(updates.map(([k, v]) => [k, String(v)])) } });
       return reply.code(200).send();
     });
   }
