@@ -25,6 +25,7 @@ export function createLeaseRenewer(registry: Registry, metrics: Metrics) {
     const refusals = new Map<string, string | null>();
     const counts = new Map<string, number>();
     const count = (label: string) => counts.set(label, (counts.get(label) ?? 0) + 1);
+    const pending: Promise<void>[] = [];
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]!;
       const first = key.indexOf('/');
@@ -46,19 +47,23 @@ export function createLeaseRenewer(registry: Registry, metrics: Metrics) {
           continue;
         }
       }
-      try {
-        const { ttlSeconds, expiresAt } = registry.heartbeat(namespace, service, id);
-        results[i] = { instance: key, ttlSeconds, expiresAt };
-        count('ok');
-      } catch (err) {
-        if (!(err instanceof RollcallError)) throw err;
-        results[i] = { instance: key, error: err.code, status: err.status, message: err.message };
-        count(resultLabel(err.code));
-      }
+      // Each resolves as PUT …/heartbeat's would: once what is pending is committed (at once when nothing is; a
+      // lapsed instance brought back is itself a change), or with its own error (instance_not_found, storage_full).
+      pending.push(
+        registry.heartbeat(namespace, service, id).then(
+          ({ ttlSeconds, expiresAt }) => {
+            results[i] = { instance: key, ttlSeconds, expiresAt };
+            count('ok');
+          },
+          (err: unknown) => {
+            if (!(err instanceof RollcallError)) throw err;
+            results[i] = { instance: key, error: err.code, status: err.status, message: err.message };
+            count(resultLabel(err.code));
+          },
+        ),
+      );
     }
-    // A lapsed instance that renewed is a change (MODIFIED, recovered): answer once it is committed, as the
-    // heartbeat route does. Resolves at once when nothing is pending.
-    await registry.settled();
+    await Promise.all(pending);
     for (const [label, n] of counts) {
       metrics.leaseRenewals.inc({ transport, result: label }, n);
       if (label === 'ok' || label === 'not_found') metrics.heartbeats.inc({ result: label }, n);

@@ -175,7 +175,7 @@ export const leaseRoutes: FastifyPluginAsyncZod<LeaseRoutesOptions> = async (app
         renewAll(principal, instances, 'stream').then(
           (results) => send({ type: 'RENEWED', ...(seq === undefined ? {} : { seq }), results }),
           (err: unknown) => {
-            // Only a failed commit gets here (a lapsed instance brought back while the disk is full).
+            // Per-instance failures are results; only the unexpected gets here.
             const known = err instanceof RollcallError;
             if (!known) req.log.error({ err }, 'lease renewal failed');
             send({
