@@ -3,6 +3,7 @@
 // - POST /v1/leases/renew: one request renews a list, for tools that cannot keep a socket.
 // Both answer per instance exactly what PUT …/heartbeat would (see lease-renewals.ts); a renewal is no change.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { Socket } from 'node:net';
 import type { RawData, WebSocket } from 'ws';
 import '@fastify/websocket';
 import { RollcallError, type ErrorDetail } from '../errors.js';
@@ -134,14 +135,27 @@ export const leaseRoutes: FastifyPluginAsyncZod<LeaseRoutesOptions> = async (app
       const principal = req.principal;
       const garbage = garbageAllowance();
 
-      const send = (message: Record<string, unknown>) => {
-        if (socket.readyState !== socket.OPEN) return;
-        socket.send(JSON.stringify(message));
+      // Answers of one turn of the event loop leave in one write: a client pipelining small messages would
+      // otherwise cost one system call per answer (ws writes each frame on its own), the bulk of a renewal's cost.
+      const tcp = (socket as unknown as { _socket: Socket })._socket;
+      let corked = false;
+      const uncork = () => {
+        corked = false;
+        tcp.uncork();
         // A client that sends renewals but never reads the answers would grow our buffer without bound.
-        if (socket.bufferedAmount > maxBufferedBytes) {
+        if (socket.bufferedAmount > maxBufferedBytes && socket.readyState === socket.OPEN) {
           metrics.leaseStreamCloses.inc({ reason: 'slow_consumer' });
           closeWebSocket(socket, SLOW_CONSUMER_CLOSE, 'slow_consumer: read the answers');
         }
+      };
+      const send = (message: Record<string, unknown>) => {
+        if (socket.readyState !== socket.OPEN) return;
+        if (!corked) {
+          corked = true;
+          tcp.cork();
+          setImmediate(uncork);
+        }
+        socket.send(JSON.stringify(message));
       };
       const refuse = (code: string, message: string, extra: { seq?: number; details?: ErrorDetail[] } = {}) => {
         if (!garbage.take()) {
