@@ -111,7 +111,7 @@ export const leaseRoutes: FastifyPluginAsyncZod<LeaseRoutesOptions> = async (app
         '- server → client `{"type":"RENEWED","seq":7,"results":[…]}`: one result per instance, in order, as POST /v1/leases/renew answers them: `{instance, ttlSeconds, expiresAt}`, or `{instance, error, status, message}` where `error` instance_not_found means "unknown: register it again";',
         '- server → client `{"type":"ERROR","seq":7,"code":"invalid_json"|"validation_failed"|"bad_request","message":…}` for a message that could not be read (or `internal_error`: the server failed, and logged why); the stream stays open.',
         'Each instance is checked against the credential\'s write scope on its namespace, as PUT …/heartbeat is. A renewal is no change: no revision, no event.',
-        `Bounds: a frame over 64 KiB closes the stream with 1009; more than ${GARBAGE_BURST} unreadable messages in a burst (then ${GARBAGE_PER_SECOND}/s) with 1008; answers left unread past the watch buffer (--watch-buffer-bytes) with 4008 slow_consumer; no pong within one ping interval (--watch-ping-ms) with 4009 ping_timeout.`,
+        `Bounds: a frame over 64 KiB closes the stream with 1009; more than ${GARBAGE_BURST} unreadable messages in a burst (then ${GARBAGE_PER_SECOND}/s) with 1008; answers left unread past the watch buffer (--watch-buffer-bytes) with 4008 slow_consumer; no pong within one ping interval (30 s, as for watchers) with 4009 ping_timeout.`,
         'Without an upgrade the route answers 426.',
       ].join('\n'),
       response: {
