@@ -23,7 +23,8 @@ import WebSocket from 'ws';
 import { median, startBenchServer } from './server-process.js';
 
 const INSTANCES = 10_000;
-const IN_FLIGHT = 64;
+// Messages in flight per stream (the issue's concurrency 64); BENCH_IN_FLIGHT changes it, for both registries alike.
+const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 64);
 const PER_MESSAGE = 100;
 const WARMUP_MS = 1000;
 const MEASURE_MS = 5000;
@@ -210,47 +211,59 @@ async function driven(clients: number, args: string[]): Promise<number> {
   return results.reduce((a, b) => a + b, 0);
 }
 
-async function etcdRenewals(): Promise<Record<string, number>> {
+/** etcd with INSTANCES leases granted, their IDs in a file the drivers read. */
+async function startEtcdWithLeases(): Promise<{ url: string; idsFile: string; stop(): Promise<void> }> {
   const etcd = await startEtcd();
   const dir = mkdtempSync(join(tmpdir(), 'rollcall-bench-leases-'));
+  const client = new Etcd3({ hosts: etcd.url });
+  const ids: string[] = [];
   try {
-    const client = new Etcd3({ hosts: etcd.url });
-    const ids: string[] = [];
-    try {
-      for (let i = 0; i < INSTANCES; i += 64) {
-        const granted = await Promise.all(Array.from({ length: Math.min(64, INSTANCES - i) }, () => client.leaseClient.leaseGrant({ TTL: 3600 })));
-        for (const g of granted) ids.push(g.ID);
-      }
-    } finally {
-      client.close();
+    for (let i = 0; i < INSTANCES; i += 64) {
+      const granted = await Promise.all(Array.from({ length: Math.min(64, INSTANCES - i) }, () => client.leaseClient.leaseGrant({ TTL: 3600 })));
+      for (const g of granted) ids.push(g.ID);
     }
-    const idsFile = join(dir, 'ids.json');
-    writeFileSync(idsFile, JSON.stringify(ids));
-    return {
-      etcd_keepalive_1_client: await driven(1, ['etcd', etcd.url, idsFile]),
-      etcd_keepalive_2_clients: await driven(2, ['etcd', etcd.url, idsFile]),
-    };
   } finally {
-    rmSync(dir, { recursive: true, force: true });
-    await etcd.stop();
+    client.close();
   }
+  const idsFile = join(dir, 'ids.json');
+  writeFileSync(idsFile, JSON.stringify(ids));
+  return {
+    url: etcd.url,
+    idsFile,
+    async stop() {
+      rmSync(dir, { recursive: true, force: true });
+      await etcd.stop();
+    },
+  };
 }
 
-/** Renewals acknowledged per second, each way, against 10,000 instances (and 10,000 etcd leases). */
+/**
+ * Renewals acknowledged per second, each way, against 10,000 instances (and 10,000 etcd leases). Both registries
+ * run for the whole round and each rollcall stream figure is measured right beside its etcd twin, so a machine
+ * whose load drifts weighs on both: the `…_vs_etcd` ratios are steadier than the figures themselves.
+ */
 export async function runLeaseBench(): Promise<Record<string, number>> {
   const server = await startBenchServer();
+  const etcd = haveEtcd() ? await startEtcdWithLeases() : undefined;
+  const etcdDriven = async (clients: number) => (etcd ? driven(clients, ['etcd', etcd.url, etcd.idsFile]) : Number.NaN);
   const out: Record<string, number> = {};
   try {
     await registerAll(server.url);
     out.stream_1_per_message_1_client = await driven(1, ['rollcall', server.url, '1']);
+    out.etcd_keepalive_1_client = await etcdDriven(1);
     out.stream_1_per_message_2_clients = await driven(2, ['rollcall', server.url, '1']);
+    out.etcd_keepalive_2_clients = await etcdDriven(2);
     out.stream_100_per_message_1_client = await driven(1, ['rollcall', server.url, String(PER_MESSAGE)]);
     out.batch_100_per_request_64_connections = await batchRenewals(server.url);
     out.http_heartbeat_64_connections = await httpRenewals(server.url);
+    const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
+    out.stream_1_per_message_vs_etcd_1_client = ratio(out.stream_1_per_message_1_client, out.etcd_keepalive_1_client);
+    out.stream_1_per_message_vs_etcd_2_clients = ratio(out.stream_1_per_message_2_clients, out.etcd_keepalive_2_clients);
+    out.stream_100_per_message_vs_etcd_1_client = ratio(out.stream_100_per_message_1_client, out.etcd_keepalive_1_client);
   } finally {
     await server.stop();
+    await etcd?.stop();
   }
-  Object.assign(out, haveEtcd() ? await etcdRenewals() : { etcd_keepalive_1_client: Number.NaN, etcd_keepalive_2_clients: Number.NaN });
   return out;
 }
 

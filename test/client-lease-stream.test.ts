@@ -7,7 +7,8 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import t, { type Test } from 'tap';
 import { createClient, type Instance } from '../src/client/index.js';
 import { createManualClock } from '../src/registry/clock.js';
-import { api, PATIENCE_MS, startServer, waitFor } from './helper.js';
+import { child, startAgent } from './agent-process.js';
+import { api, freePort, PATIENCE_MS, startServer, waitFor } from './helper.js';
 
 const FAST = { minMs: 50, maxMs: 300 };
 const instanceUrl = (url: string, id: string) => `${url}/v1/namespaces/default/services/web/instances/${id}`;
@@ -161,4 +162,14 @@ t.test('leaseStream: false heartbeats over HTTP only', async (t) => {
   await waitFor(async () => (await renewals(server.url, 'http')) >= 2, PATIENCE_MS, 'HTTP heartbeats');
   t.equal(await renewals(server.url, 'stream'), 0);
   t.equal(await streams(server.url), 0, 'no socket opened');
+});
+
+t.test('rollcall agent heartbeats over the lease stream', async (t) => {
+  const server = await startServer(t, { clock: createManualClock(Date.now()) });
+  const port = await freePort();
+  startAgent(t, ['--registry', server.url, '--service', 'api', '--id', 'a1', '--address', '127.0.0.1', '--port', String(port), '--ttl', '1'], child(port));
+  await waitFor(async () => (await renewals(server.url, 'stream')) >= 3, PATIENCE_MS, 'the agent renewing over the stream');
+  t.equal(await renewals(server.url, 'http'), 0, 'no HTTP heartbeat');
+  t.equal(await streams(server.url), 1);
+  t.equal((await api(`${server.url}/v1/namespaces/default/services/api/instances/a1`)).status, 200);
 });
