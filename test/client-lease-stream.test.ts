@@ -7,8 +7,11 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import t, { type Test } from 'tap';
 import { createClient, type Instance } from '../src/client/index.js';
 import { createManualClock } from '../src/registry/clock.js';
+import { readFileSync } from 'node:fs';
 import { child, startAgent } from './agent-process.js';
+import { writeAuthFile } from './auth-fixtures.js';
 import { api, freePort, PATIENCE_MS, startServer, waitFor } from './helper.js';
+import { haveOpenssl, makeCa, makeCert } from './tls-certs.js';
 
 const FAST = { minMs: 50, maxMs: 300 };
 const instanceUrl = (url: string, id: string) => `${url}/v1/namespaces/default/services/web/instances/${id}`;
@@ -172,4 +175,23 @@ t.test('rollcall agent heartbeats over the lease stream', async (t) => {
   t.equal(await renewals(server.url, 'http'), 0, 'no HTTP heartbeat');
   t.equal(await streams(server.url), 1);
   t.equal((await api(`${server.url}/v1/namespaces/default/services/api/instances/a1`)).status, 200);
+});
+
+t.test('over TLS (wss) with a scoped token: the stream carries the client\'s credential and CA', async (t) => {
+  if (!haveOpenssl(t)) return;
+  const dir = t.testdir();
+  const ca = makeCa(dir, 'ca');
+  const cert = makeCert(dir, ca, 'server', '127.0.0.1', true);
+  const authFile = writeAuthFile(dir, [{ name: 'deployer', role: 'write', namespaces: ['team-a'], token: 'tok-deployer' }]);
+  const server = await startServer(t, { dataDir: dir, clock: createManualClock(Date.now()), config: { tlsCert: cert.cert, tlsKey: cert.key, authFile } });
+  // Read in process: the metrics route is open, and this keeps the test's own fetch free of TLS settings.
+  const count = async (pattern: RegExp) => Number(pattern.exec((await server.app.inject({ url: '/metrics' })).body)?.[1] ?? 0);
+  const client = createClient({ url: `https://127.0.0.1:${server.port}`, token: 'tok-deployer', tls: { ca: readFileSync(ca.cert, 'utf8') }, retry: FAST });
+  t.teardown(() => client.close());
+  const reg = await client.register({ namespace: 'team-a', service: 'web', id: 'a', address: '10.0.0.1', port: 80, ttlSeconds: 1 });
+  const errors: Error[] = [];
+  reg.on('error', (e) => errors.push(e));
+  await waitFor(async () => (await count(/^rollcall_lease_renewals_total\{transport="stream",result="ok"\} (\d+)$/m)) >= 3, PATIENCE_MS, 'stream renewals over wss');
+  t.equal(await count(/^rollcall_lease_renewals_total\{transport="http",result="ok"\} (\d+)$/m), 0, 'none over HTTPS');
+  t.same(errors, []);
 });
