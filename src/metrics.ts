@@ -36,7 +36,7 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}) {
     leaseStreams: new Gauge({ name: 'rollcall_lease_streams', help: 'Open lease streams (GET /v1/leases)', registers: [registry] }),
     leaseStreamCloses: new Counter({
       name: 'rollcall_lease_stream_closes_total',
-      help: 'Lease streams the server closed, by reason (slow_consumer, ping_timeout, too_many_bad_messages)',
+      help: 'Lease streams the server closed, by reason (slow_consumer, ping_timeout, too_many_bad_messages, unauthorized)',
       labelNames: ['reason'] as const,
       registers: [registry],
     }),

@@ -315,3 +315,27 @@ t.test('POST /v1/leases/renew renews a list and answers per instance; a bad body
   t.equal(noUpgrade.status, 426);
   t.match(noUpgrade.body, { error: 'upgrade_required', message: /POST \/v1\/leases\/renew/ });
 });
+
+t.test('a reload of the auth file applies to open streams: new scopes per instance, a revoked token ends the stream', async (t) => {
+  const dir = t.testdir();
+  const writer = { name: 'writer', role: 'write', namespaces: ['team-a'], token: 'tok-writer' } satisfies TestPrincipal;
+  const admin = { name: 'admin', role: 'admin', namespaces: ['*'], token: 'tok-admin' } satisfies TestPrincipal;
+  const authFile = writeAuthFile(dir, [writer, admin]);
+  const { url, app } = await startServer(t, { dataDir: dir, config: { authFile } });
+  for (const ns of ['team-a', 'team-b']) t.equal((await api(instanceUrl(url, ns, 'web', 'a'), 'PUT', BODY, bearer(admin.token))).status, 201);
+  const stream = await openLeaseStream(url, bearer(writer.token));
+  t.match((await stream.renew(1, ['team-a/web/a', 'team-b/web/a'])).results, [{ ttlSeconds: 3600 }, { error: 'forbidden' }]);
+
+  writeAuthFile(dir, [{ ...writer, namespaces: ['team-b'] }, admin]);
+  t.equal(app.reloadAuth(), 2);
+  t.match((await stream.renew(2, ['team-a/web/a', 'team-b/web/a'])).results, [{ error: 'forbidden' }, { ttlSeconds: 3600 }], 'the new scopes apply');
+
+  writeAuthFile(dir, [admin]);
+  app.reloadAuth();
+  stream.socket.send(JSON.stringify({ type: 'RENEW', seq: 3, instances: ['team-b/web/a'] }));
+  const closed = await stream.waitClosed();
+  t.equal(closed.code, 1008);
+  t.match(closed.reason, /^unauthorized/);
+  t.equal(stream.messages.find((m) => m.seq === 3), undefined, 'nothing renewed with the revoked token');
+  t.equal((await api(`${instanceUrl(url, 'team-b', 'web', 'a')}/heartbeat`, 'PUT', undefined, bearer(writer.token))).status, 401, 'as PUT …/heartbeat refuses it');
+});

@@ -55,6 +55,7 @@ function authenticate(req: FastifyRequest, credentials: Credentials): Principal 
 
 export function installAuth(app: FastifyInstance, options: AuthOptions): void {
   app.decorateRequest('principal', null);
+  app.decorateRequest('principalNow', null);
 
   app.addHook('onRoute', (route) => {
     // Swagger UI registers its own /docs routes; they are ops routes like the spec.
@@ -88,6 +89,20 @@ export function installAuth(app: FastifyInstance, options: AuthOptions): void {
     }
     // Set only once allowed: the audit line below is for what was done, refusals are logged by the error handler.
     req.principal = principal;
+    // For routes that act for many items long after this check (the lease stream): the principal as the
+    // credentials in force say now, decided again only when a reload swapped them. Throws unauthorized once the
+    // credential is gone.
+    if (typeof access !== 'object' || access.namespaceFrom !== 'each') return;
+    let checkedWith = current();
+    let latest = principal;
+    req.principalNow = () => {
+      const credentials = current();
+      if (credentials !== checkedWith) {
+        latest = authenticate(req, credentials);
+        checkedWith = credentials;
+      }
+      return latest;
+    };
   });
 
   // Every write names who made it (never the token). Heartbeats log at debug: there are thousands a second.
@@ -106,5 +121,7 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Who made the request, once the auth hook accepted it; null when auth is off or the route is open. */
     principal: Principal | null;
+    /** The same, decided again against the credentials in force now (after a reload); null like `principal`. */
+    principalNow: (() => Principal) | null;
   }
 }

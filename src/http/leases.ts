@@ -6,6 +6,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Socket } from 'node:net';
 import type { RawData, WebSocket } from 'ws';
 import '@fastify/websocket';
+import type { Principal } from '../auth/rules.js';
 import { RollcallError, type ErrorDetail } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import type { Registry } from '../registry/registry.js';
@@ -26,7 +27,7 @@ export interface LeaseRoutesOptions {
 
 /** Close codes the lease stream decides itself (ws closes frames over 64 KiB with 1009 on its own). */
 export const LEASE_CLOSE = {
-  /** Too many messages that could not be read: a confused or hostile client. */
+  /** Too many messages that could not be read (a confused or hostile client), or a credential revoked by a reload. */
   policyViolation: 1008,
 } as const;
 
@@ -111,7 +112,7 @@ export const leaseRoutes: FastifyPluginAsyncZod<LeaseRoutesOptions> = async (app
         '- server → client `{"type":"RENEWED","seq":7,"results":[…]}`: one result per instance, in order, as POST /v1/leases/renew answers them: `{instance, ttlSeconds, expiresAt}`, or `{instance, error, status, message}` where `error` instance_not_found means "unknown: register it again";',
         '- server → client `{"type":"ERROR","seq":7,"code":"invalid_json"|"validation_failed"|"bad_request","message":…}` for a message that could not be read (or `internal_error`: the server failed, and logged why); the stream stays open.',
         'Each instance is checked against the credential\'s write scope on its namespace, as PUT …/heartbeat is. A renewal is no change: no revision, no event.',
-        `Bounds: a frame over 64 KiB closes the stream with 1009; more than ${GARBAGE_BURST} unreadable messages in a burst (then ${GARBAGE_PER_SECOND}/s) with 1008; answers left unread past the watch buffer (--watch-buffer-bytes) with 4008 slow_consumer; no pong within one ping interval (30 s, as for watchers) with 4009 ping_timeout.`,
+        `Bounds: a frame over 64 KiB closes the stream with 1009; more than ${GARBAGE_BURST} unreadable messages in a burst (then ${GARBAGE_PER_SECOND}/s) with 1008, as does a message after a reload of the auth file revoked the stream's credential (a reload's new scopes apply to the next message); answers left unread past the watch buffer (--watch-buffer-bytes) with 4008 slow_consumer; no pong within one ping interval (30 s, as for watchers) with 4009 ping_timeout.`,
         'Without an upgrade the route answers 426.',
       ].join('\n'),
       response: {
@@ -132,7 +133,6 @@ export const leaseRoutes: FastifyPluginAsyncZod<LeaseRoutesOptions> = async (app
         streams.delete(socket);
         metrics.leaseStreams.dec();
       });
-      const principal = req.principal;
       const garbage = garbageAllowance();
 
       // Answers of one turn of the event loop leave in one write: a client pipelining small messages would
@@ -186,6 +186,17 @@ export const leaseRoutes: FastifyPluginAsyncZod<LeaseRoutesOptions> = async (app
           });
         }
         const { seq, instances } = checked.data;
+        // The stream outlives the check made at its upgrade: a reloaded auth file applies to its next message, as
+        // it would to the next PUT …/heartbeat (new scopes per instance; a revoked credential ends the stream).
+        let principal: Principal | null;
+        try {
+          principal = req.principalNow?.() ?? null;
+        } catch (err) {
+          req.log.info({ err }, 'lease stream closed: its credential was revoked by a reload');
+          metrics.leaseStreamCloses.inc({ reason: 'unauthorized' });
+          closeWebSocket(socket, LEASE_CLOSE.policyViolation, 'unauthorized: the credential is no longer valid (auth file reloaded)');
+          return;
+        }
         renewAll(principal, instances, 'stream').then(
           (results) => send({ type: 'RENEWED', ...(seq === undefined ? {} : { seq }), results }),
           (err: unknown) => {
