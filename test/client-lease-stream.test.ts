@@ -5,7 +5,8 @@ import { once } from 'node:events';
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import t, { type Test } from 'tap';
-import { createClient, type Instance } from '../src/client/index.js';
+import { createClient, RollcallClientError, type Instance } from '../src/client/index.js';
+import { LeaseStream, StreamUnavailable } from '../src/client/lease-stream.js';
 import { createManualClock } from '../src/registry/clock.js';
 import { readFileSync } from 'node:fs';
 import { child, startAgent } from './agent-process.js';
@@ -194,4 +195,18 @@ t.test('over TLS (wss) with a scoped token: the stream carries the client\'s cre
   await waitFor(async () => (await count(/^rollcall_lease_renewals_total\{transport="stream",result="ok"\} (\d+)$/m)) >= 3, PATIENCE_MS, 'stream renewals over wss');
   t.equal(await count(/^rollcall_lease_renewals_total\{transport="http",result="ok"\} (\d+)$/m), 0, 'none over HTTPS');
   t.same(errors, []);
+});
+
+t.test('renewals due together are split into messages the registry accepts (1000 instances, 64 KiB)', async (t) => {
+  const server = await startServer(t);
+  const leases = new LeaseStream({ baseUrl: server.url, timeoutMs: PATIENCE_MS, retry: FAST });
+  t.teardown(() => leases.close());
+  // 2,500 renewals in one turn with the longest names there are: ~650 KB of keys, far over one frame.
+  const service = 's'.repeat(63);
+  const ids = Array.from({ length: 2500 }, (_, i) => `${String(i).padStart(6, '0')}${'x'.repeat(122)}`);
+  const outcomes = await Promise.allSettled(ids.map((id) => leases.renew('default', service, id)));
+  const reasons = outcomes.map((o) => (o.status === 'rejected' ? o.reason : undefined));
+  t.equal(reasons.filter((r) => r instanceof StreamUnavailable).length, 0, 'none fell back: every frame was accepted');
+  t.ok(reasons.every((r) => r instanceof RollcallClientError && r.code === 'instance_not_found' && r.status === 404), 'each got the registry\'s answer: unknown');
+  t.equal(await streams(server.url), 1, 'on one stream');
 });

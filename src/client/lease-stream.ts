@@ -45,8 +45,9 @@ interface Waiter {
   reject: (err: Error) => void;
 }
 
-/** The registry's limit of instances per RENEW message. */
+/** The registry's limits per RENEW message: 1000 instances, and a 64 KiB frame (keys can be 256 characters). */
 const MAX_PER_MESSAGE = 1000;
+const MAX_MESSAGE_BYTES = 60 * 1024;
 
 export class LeaseStream {
   private readonly config: LeaseStreamConfig;
@@ -169,8 +170,15 @@ export class LeaseStream {
     if (!ws || !this.open || this.queued.size === 0) return;
     const entries = [...this.queued];
     this.queued.clear();
-    for (let i = 0; i < entries.length; i += MAX_PER_MESSAGE) {
-      const chunk = entries.slice(i, i + MAX_PER_MESSAGE);
+    for (let i = 0; i < entries.length; ) {
+      // Keys are ASCII (the registry's id and label rules): their length is their size in the frame.
+      let end = i;
+      for (let bytes = 64; end < entries.length && end - i < MAX_PER_MESSAGE; end++) {
+        bytes += entries[end]![0].length + 3;
+        if (bytes > MAX_MESSAGE_BYTES && end > i) break;
+      }
+      const chunk = entries.slice(i, end);
+      i = end;
       const seq = ++this.seq;
       const keys = chunk.map(([key]) => key);
       const timer = setTimeout(() => this.failed(ws, `No answer on the lease stream within ${this.config.timeoutMs} ms.`), this.config.timeoutMs);
