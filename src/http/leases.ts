@@ -135,8 +135,8 @@ export const leaseRoutes: FastifyPluginAsyncZod<LeaseRoutesOptions> = async (app
       });
       const garbage = garbageAllowance();
 
-      // Answers of one turn of the event loop leave in one write: a client pipelining small messages would
-      // otherwise cost one system call per answer (ws writes each frame on its own), the bulk of a renewal's cost.
+      // Answers of one turn of the event loop leave in one write: ws writes each frame with its own system call,
+      // which a client pipelining one renewal per message would otherwise pay per answer.
       const tcp = (socket as unknown as { _socket: Socket })._socket;
       let corked = false;
       const uncork = () => {
