@@ -8,8 +8,11 @@ export interface ContractServer {
   url: string;
 }
 
-/** A fresh, empty registry (its own SQLite file, or its own etcd prefix), closed at t's teardown. */
-export type ServerFactory = (t: Test) => Promise<ContractServer>;
+/**
+ * A fresh, empty registry (its own SQLite file, or its own etcd prefix), closed at t's teardown. historySize: the
+ * revisions kept for resuming (the backend's own default when not given).
+ */
+export type ServerFactory = (t: Test, options?: { historySize?: number }) => Promise<ContractServer>;
 
 const inst = (url: string, id: string, service = 'web', ns = 'default') => `${url}/v1/namespaces/${ns}/services/${service}/instances/${id}`;
 const reg = (port: number, extra: Record<string, unknown> = {}) => ({ address: '127.0.0.1', port, ttlSeconds: 300, ...extra });
@@ -220,5 +223,17 @@ export function contractSuite(t: Test, start: ServerFactory) {
       ],
     );
     t.equal((await api(inst(url, 'short'))).status, 404);
+  });
+
+  t.test('a resume older than the kept history is revision_compacted', async (t) => {
+    const { url } = await start(t, { historySize: 100 });
+    const first = await api(inst(url, 'a'), 'PUT', reg(8080));
+    for (let i = 0; i < 120; i++) t.equal((await api(inst(url, 'a'), 'PATCH', { weight: i + 2 })).status, 200);
+    await waitFor(async () => (await api(`${url}/readyz`)).body.compactedRevision > first.body.revision, undefined, 'history compacted');
+    const watch = await openWatch(url, { namespace: 'default', sinceRevision: first.body.revision });
+    t.teardown(() => watch.socket.close());
+    await waitFor(() => watch.messages.some((m: any) => m.type === 'ERROR'), undefined, 'an error');
+    t.equal(watch.messages.find((m: any) => m.type === 'ERROR').code, 'revision_compacted');
+    t.same(changes(watch.messages), [], 'no partial replay');
   });
 }

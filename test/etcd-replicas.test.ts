@@ -2,7 +2,8 @@
 // hand out one virtual IP twice; a replica that loses etcd answers 503 quickly and recovers by itself.
 import t, { type Test } from 'tap';
 import { restartMember, startEtcdCluster, requireEtcd } from './etcd-cluster.js';
-import { api, startServer, waitFor } from './helper.js';
+import { api, startServer, startServerProcess, waitFor } from './helper.js';
+import { changes, openWatch } from './watch-client.js';
 
 if (requireEtcd(t)) {
   const cluster = await startEtcdCluster(t);
@@ -55,10 +56,36 @@ if (requireEtcd(t)) {
     t.equal(new Set(ips).size, 30, 'thirty Services, thirty addresses');
   });
 
+  t.test('rollcall serve --store etcd as a process; a replica started later resumes a watcher from etcd history', async (t) => {
+    const prefix = cluster.prefix('cli');
+    const a = await startServerProcess(t, { args: ['--store', 'etcd', '--etcd-endpoints', cluster.endpoints.join(','), '--etcd-prefix', prefix] });
+    const first = await api(inst(a.url, 'x'), 'PUT', { address: '127.0.0.1', port: 8080, ttlSeconds: 300 });
+    t.equal(first.status, 201);
+    await api(inst(a.url, 'y'), 'PUT', { address: '127.0.0.1', port: 8081, ttlSeconds: 300 });
+    await api(inst(a.url, 'x'), 'DELETE');
+    // B starts after those writes: resuming from before its start reads etcd's history, not its memory.
+    const b = await startServer(t, { config: { store: 'etcd', etcdEndpoints: cluster.endpoints, etcdPrefix: prefix } });
+    const watch = await openWatch(b.url, { namespace: 'default', sinceRevision: first.body.revision });
+    t.teardown(() => watch.socket.close());
+    await api(inst(b.url, 'z'), 'PUT', { address: '127.0.0.1', port: 8082, ttlSeconds: 300 });
+    await waitFor(() => changes(watch.messages).length >= 3, undefined, 'history then live');
+    t.same(
+      changes(watch.messages).map((e: any) => [e.type, e.reason, e.instance.id]),
+      [
+        ['ADDED', 'registered', 'y'],
+        ['DELETED', 'deregistered', 'x'],
+        ['ADDED', 'registered', 'z'],
+      ],
+      'every change after sinceRevision once, in order, across history and live',
+    );
+  });
+
   t.test('a replica that loses etcd answers 503 quickly, turns unready, and recovers', async (t) => {
     const { a } = await replicas(t, 'outage', { etcdTimeout: '1s' });
-    const watch = await api(inst(a, 'before'), 'PUT', { address: '127.0.0.1', port: 8080, ttlSeconds: 300 });
-    t.equal(watch.status, 201);
+    const watch = await openWatch(a, { namespace: 'default' });
+    t.teardown(() => watch.socket.close());
+    const before = await api(inst(a, 'before'), 'PUT', { address: '127.0.0.1', port: 8080, ttlSeconds: 300 });
+    t.equal(before.status, 201);
     for (const m of cluster.members) await m.kill();
     const write = await api(inst(a, 'during'), 'PUT', { address: '127.0.0.1', port: 8081, ttlSeconds: 300 });
     t.equal(write.status, 503);
@@ -68,5 +95,15 @@ if (requireEtcd(t)) {
     await Promise.all(cluster.members.map((m) => restartMember(m)));
     await waitFor(async () => (await api(`${a}/readyz`)).status === 200, undefined, '/readyz back to 200');
     await waitFor(async () => (await api(inst(a, 'during'), 'PUT', { address: '127.0.0.1', port: 8081, ttlSeconds: 300 })).status === 201, undefined, 'writes work again');
+    await waitFor(() => changes(watch.messages).length >= 2, undefined, 'the open watch continues');
+    t.same(
+      changes(watch.messages).map((e: any) => [e.type, e.instance.id]),
+      [
+        ['ADDED', 'before'],
+        ['ADDED', 'during'],
+      ],
+      'the watch stayed open across the outage and missed nothing',
+    );
+    t.notOk(watch.closed, 'never closed');
   });
 }

@@ -65,7 +65,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
-export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): ReplicatedStore & { minTtl(): Promise<number> } {
+export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): ReplicatedStore & { minTtl(): Promise<number>; noteCompacted(revision: number): void; renewLease(lease: string): Promise<number> } {
   const { prefix, timeoutMs } = options;
   const root = `${prefix}/`;
   // The end of the prefix range: "/" + 1 is "0".
@@ -460,6 +460,11 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
     async keepAlive(record: InstanceRecord): Promise<number> {
       const lease = leases.get(key.instance(record));
       if (lease === undefined || lease === '0') return 0;
+      return store.renewLease(lease);
+    },
+
+    /** One keep-alive of a lease over the shared stream: the TTL it has now, 0 when it is gone. */
+    async renewLease(lease: string): Promise<number> {
       let stream;
       try {
         stream = await withTimeout(keepAliveChannel(), timeoutMs, 'opening the keep-alive stream');
@@ -581,6 +586,11 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
 
     compactedRevision() {
       return compacted;
+    },
+
+    /** This replica's compactor compacted etcd up to revision. */
+    noteCompacted(revision: number) {
+      compacted = Math.max(compacted, revision);
     },
 
     async close() {
