@@ -84,8 +84,10 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
   let connected = false;
   let closed = false;
   let minTtlSeconds = 1;
-  // The etcd lease of every instance, from the watch (a heartbeat on any replica renews the lease in the value).
-  const leases = new Map<string, string>();
+  // The etcd lease of each instance record this store decoded (from the watch, or a lost compare's answer): a
+  // record is one version of the key, and a version's lease never changes, so a write that compares on that
+  // version knows exactly which lease the key has.
+  const leases = new WeakMap<InstanceRecord, string>();
   let waiters: { revision: number; resolve: (ok: boolean) => void }[] = [];
   let watchStream: IDuplexStream<IWatchRequest, IWatchResponse> | undefined;
   let reconnectTimer: NodeJS.Timeout | undefined;
@@ -117,6 +119,7 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
         createRevision: Number(kv.create_revision),
         lapsedAt: null,
       };
+      leases.set(record, kv.lease);
       return { kind: 'instance', key: k, record, reason: v.reason };
     }
     if (parts[0] === 'services' && parts.length === 3) {
@@ -150,13 +153,10 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
     const revision = Number(res.header.revision);
     const instances: InstanceRecord[] = [];
     const services: ServiceRecord[] = [];
-    leases.clear();
     for (const kv of res.kvs) {
       const d = decode(kv);
-      if (d?.kind === 'instance') {
-        instances.push(d.record);
-        leases.set(d.key, kv.lease);
-      } else if (d?.kind === 'service') services.push(d.record);
+      if (d?.kind === 'instance') instances.push(d.record);
+      else if (d?.kind === 'service') services.push(d.record);
     }
     sink!.reset(revision, instances, services);
     // Not through advance(): a relist may land below a write some caller waits for; it arrives by the watch.
@@ -174,14 +174,11 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
         if (!d) continue;
         // version 1 = the key was created at this revision (its prev_kv would be absent too).
         const type = e.kv.version === '1' ? 'ADDED' : 'MODIFIED';
-        if (d.kind === 'instance') {
-          leases.set(d.key, e.kv.lease);
-          changes.push({ kind: 'instance', type, reason: d.reason, record: d.record });
-        } else changes.push({ kind: 'service', type, reason: d.reason, record: d.record });
+        if (d.kind === 'instance') changes.push({ kind: 'instance', type, reason: d.reason, record: d.record });
+        else changes.push({ kind: 'service', type, reason: d.reason, record: d.record });
         continue;
       }
       const k = e.kv.key.toString();
-      leases.delete(k);
       // Without the previous value (it was compacted before the watch read it) there is no record to report.
       const prev = e.prev_kv ? decode(e.prev_kv) : undefined;
       if (!prev) {
@@ -393,12 +390,13 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
 
     waitForRevision,
 
-    async putInstance(record: InstanceRecord, reason: 'registered' | 'updated', expected: number, keepLease: boolean): Promise<WriteResult<InstanceRecord>> {
+    async putInstance(record: InstanceRecord, reason: 'registered' | 'updated', previous: InstanceRecord | undefined, keepLease: boolean): Promise<WriteResult<InstanceRecord>> {
       const k = key.instance(record);
-      const current = leases.get(k);
+      const expected = previous?.revision ?? 0;
+      const current = previous ? leases.get(previous) : undefined;
       let lease: string;
       if (keepLease) {
-        if (current === undefined) return { ok: false, conflict: 'lease_gone' };
+        if (current === undefined || current === '0') return { ok: false, conflict: 'lease_gone' };
         lease = current;
       } else {
         try {
@@ -433,14 +431,15 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
         const d = kv ? decode(kv) : undefined;
         return { ok: false, conflict: 'changed', current: d?.kind === 'instance' ? d.record : undefined };
       }
-      // The lease the key had before this write holds nothing now.
-      if (!keepLease && expected !== 0) revokeLater(current);
+      // The lease the key had before this write holds nothing now; a kept one is renewed (a write is proof of life).
+      if (!keepLease) revokeLater(current);
+      else await store.renewLease(lease).catch(() => 0);
       return committed(Number(res.header.revision));
     },
 
     async deleteInstance(record: InstanceRecord): Promise<WriteResult<InstanceRecord>> {
       const k = key.instance(record);
-      const lease = leases.get(k);
+      const lease = leases.get(record);
       const res = await txn(
         [{ key: b(k), target: 'Mod', result: 'Equal', mod_revision: record.revision }],
         [{ request_delete_range: { key: b(k) } }, { request_put: { key: b(key.deregistered), value: b(k) } }],
@@ -458,7 +457,7 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
     },
 
     async keepAlive(record: InstanceRecord): Promise<number> {
-      const lease = leases.get(key.instance(record));
+      const lease = leases.get(record);
       if (lease === undefined || lease === '0') return 0;
       return store.renewLease(lease);
     },
@@ -562,8 +561,7 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
           }
           for (const group of byRevision(res.events)) {
             if (group.revision > upTo) return resolve();
-            // Only the instance and Service keys: the leases map belongs to the live watch, not to history.
-            out.push({ revision: group.revision, changes: historyChanges(group.events) });
+            out.push({ revision: group.revision, changes: changesOf(group.events) });
             if (group.revision === upTo) return resolve();
           }
         });
@@ -603,17 +601,6 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
       waiters = [];
     },
   };
-
-  /** changesOf without touching the live leases map. */
-  function historyChanges(events: IEvent[]): StoreChange[] {
-    const saved = new Map(leases);
-    try {
-      return changesOf(events);
-    } finally {
-      leases.clear();
-      for (const [k, v] of saved) leases.set(k, v);
-    }
-  }
 
   return store;
 }
