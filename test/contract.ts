@@ -169,6 +169,26 @@ export function contractSuite(t: Test, start: ServerFactory) {
     t.ok(revisions[0] > snapshot.revision && revisions[0] < revisions[1] && revisions[1] < revisions[2], 'revisions increase after the snapshot');
   });
 
+  t.test('a watch of Services and instances sees both kinds, in order', async (t) => {
+    const { url } = await start(t);
+    const watch = await openWatch(url, { namespace: 'default', resources: 'instances,services' });
+    t.teardown(() => watch.socket.close());
+    await waitFor(() => watch.messages.length >= 1, undefined, 'snapshot');
+    t.same(watch.messages[0].services, [], 'the snapshot has Services when asked');
+    const svc = await api(`${url}/v1/namespaces/default/services/web`, 'PUT', { ports: [{ port: 80 }] });
+    await api(inst(url, 'a'), 'PUT', reg(8080));
+    await api(`${url}/v1/namespaces/default/services/web`, 'DELETE');
+    await waitFor(() => changes(watch.messages).length >= 3, undefined, 'three changes');
+    t.same(
+      changes(watch.messages).map((e: any) => [e.type, e.reason, e.service?.virtualIP ?? e.instance.id]),
+      [
+        ['ADDED', 'created', svc.body.virtualIP],
+        ['ADDED', 'registered', 'a'],
+        ['DELETED', 'deleted', svc.body.virtualIP],
+      ],
+    );
+  });
+
   t.test('SSE watch and resume from sinceRevision', async (t) => {
     const { url } = await start(t);
     const first = await api(inst(url, 'a'), 'PUT', reg(8080));

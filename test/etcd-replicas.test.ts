@@ -80,6 +80,18 @@ if (requireEtcd(t)) {
     );
   });
 
+  t.test('restarting every replica evicts nobody: the leases live in etcd', async (t) => {
+    const config = { store: 'etcd' as const, etcdEndpoints: cluster.endpoints, etcdPrefix: cluster.prefix('restart') };
+    const first = await startServer(t, { config });
+    const put = await api(inst(first.url, 'x'), 'PUT', { address: '127.0.0.1', port: 8080, ttlSeconds: 300 });
+    await first.close();
+    const second = await startServer(t, { config });
+    const got = await api(inst(second.url, 'x'));
+    t.equal(got.status, 200, 'still registered after the only replica restarted');
+    t.equal(got.body.revision, put.body.revision, 'unchanged: the restart wrote nothing');
+    t.equal((await api(`${inst(second.url, 'x')}/heartbeat`, 'PUT')).status, 200, 'and its lease renews through the new replica');
+  });
+
   t.test('a replica that loses etcd answers 503 quickly, turns unready, and recovers', async (t) => {
     const { a } = await replicas(t, 'outage', { etcdTimeout: '1s' });
     const watch = await openWatch(a, { namespace: 'default' });
