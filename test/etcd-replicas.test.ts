@@ -1,5 +1,6 @@
 // What is specific to etcd: two replicas (two apps on one cluster and prefix) agree, never lose an update or
 // hand out one virtual IP twice; a replica that loses etcd answers 503 quickly and recovers by itself.
+import { Etcd3 } from 'etcd3';
 import t, { type Test } from 'tap';
 import { restartMember, startEtcdCluster, requireEtcd } from './etcd-cluster.js';
 import { api, startServer, startServerProcess, waitFor } from './helper.js';
@@ -63,10 +64,16 @@ if (requireEtcd(t)) {
     t.equal(first.status, 201);
     await api(inst(a.url, 'y'), 'PUT', { address: '127.0.0.1', port: 8081, ttlSeconds: 300 });
     await api(inst(a.url, 'x'), 'DELETE');
+    // A write outside the prefix: the revision B loads at is then no revision of this registry.
+    const other = new Etcd3({ hosts: cluster.endpoints });
+    await other.put(`${prefix}-unrelated`).value('x');
+    other.close();
     // B starts after those writes: resuming from before its start reads etcd's history, not its memory.
     const b = await startServer(t, { config: { store: 'etcd', etcdEndpoints: cluster.endpoints, etcdPrefix: prefix } });
     const watch = await openWatch(b.url, { namespace: 'default', sinceRevision: first.body.revision });
     t.teardown(() => watch.socket.close());
+    // Nothing is written meanwhile: the history read must end by itself at the revision B started from.
+    await waitFor(() => changes(watch.messages).length >= 2, undefined, 'history');
     await api(inst(b.url, 'z'), 'PUT', { address: '127.0.0.1', port: 8082, ttlSeconds: 300 });
     await waitFor(() => changes(watch.messages).length >= 3, undefined, 'history then live');
     t.same(

@@ -546,6 +546,9 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
       const reading = new Promise<void>((resolve, reject) => {
         stream.on('data', (res: IWatchResponse) => {
           if (finished || (res.created && !res.canceled)) return;
+          // A progress answer: the watch is past upTo even if this prefix had no change at upTo itself (upTo may
+          // be the revision memory was loaded at, which can belong to another prefix or to no key at all).
+          if (res.events.length === 0 && !res.canceled && Number(res.header.revision) >= upTo) return resolve();
           if (res.canceled) {
             const compactRevision = Number(res.compact_revision ?? 0);
             if (compactRevision > 0) {
@@ -573,10 +576,13 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
         });
       });
       stream.write({ create_request: { key: b(root), range_end: rootEnd, start_revision: after + 1, prev_kv: true } });
+      // etcd answers a progress request only once the watch caught up with the present: ask until it has.
+      const poke = setInterval(() => stream.write({ progress_request: {} }), 100);
       try {
         await withTimeout(reading, timeoutMs, 'reading history');
       } finally {
         finished = true;
+        clearInterval(poke);
         stream.cancel();
       }
       return out;
