@@ -1,19 +1,15 @@
-// The etcd backend: keys, transactions with compare-and-swap, leases with one batched keep-alive stream, and the
-// one watch (with previous values) that feeds this replica's memory. Every write is one transaction, so one
-// etcd revision; the registry's revision is etcd's.
-//
-// Keys under the prefix:
-//   <prefix>/instances/<namespace>/<service>/<id>   the registration (JSON), on an etcd lease of its TTL
-//   <prefix>/services/<namespace>/<name>            a Service (JSON)
-//   <prefix>/vips/<ip>                              the claim on a virtual IP, created with its Service
-//   <prefix>/meta/deregistered                      written in the same transaction as a deregistration, so the
-//                                                   watch tells it from an expiry (a lease's delete has none)
-import type { Etcd3, ICompare, IKeyValue, IRequestOp, IWatchRequest, IWatchResponse, IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse, IEvent } from 'etcd3';
+// The etcd backend: transactions with compare-and-swap, leases, and the one watch (with previous values) that
+// feeds this replica's memory. Every write is one transaction, so one etcd revision; the registry's revision is
+// etcd's. The key layout is in keys.ts, heartbeats in keep-alive.ts.
+import type { Etcd3, ICompare, IDuplexStream, IEvent, IKeyValue, IRequestOp, IWatchRequest, IWatchResponse } from 'etcd3';
 import { RollcallError } from '../../errors.js';
 import type { InstanceRecord, ServiceRecord } from '../../registry/types.js';
 import type { EventReason } from '../../schemas/instance.js';
-import type { ServicePort, ServiceEventReason } from '../../schemas/service.js';
+import type { ServiceEventReason } from '../../schemas/service.js';
 import type { ReplicatedStore, StoreChange, StoreSink, WriteResult } from '../backend.js';
+import { createKeepAlive } from './keep-alive.js';
+import { createKeyspace, encodeInstance, encodeService, type Decoded } from './keys.js';
+import { storeUnavailable, withTimeout } from './timeouts.js';
 
 export interface EtcdStoreOptions {
   prefix: string;
@@ -22,60 +18,10 @@ export interface EtcdStoreOptions {
   onError?: (err: unknown, what: string) => void;
 }
 
-interface InstanceValue {
-  address: string;
-  port: number;
-  status: InstanceRecord['status'];
-  weight: number;
-  zone: string | null;
-  tags: string[];
-  metadata: Record<string, string>;
-  ttlSeconds: number;
-  registeredAt: number;
-  lastHeartbeatAt: number;
-  /** Why this version was written: ADDED/MODIFIED events carry it. */
-  reason: 'registered' | 'updated';
-}
-
-interface ServiceValue {
-  virtualIP: string;
-  ports: ServicePort[];
-  createdAt: number;
-  reason: 'created' | 'updated';
-}
-
-type Decoded =
-  | { kind: 'instance'; key: string; record: InstanceRecord; reason: InstanceValue['reason'] }
-  | { kind: 'service'; key: string; record: ServiceRecord; reason: ServiceValue['reason'] };
-
-export function storeUnavailable(err: unknown): RollcallError {
-  if (err instanceof RollcallError) return err;
-  return new RollcallError(
-    'store_unavailable',
-    `etcd did not answer (${(err as Error)?.message ?? String(err)}); nothing was written. Retry, on this replica or another.`,
-  );
-}
-
-/** Rejects with store_unavailable when p takes longer than ms. */
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(storeUnavailable(new Error(`${what} timed out after ${ms} ms`))), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
 export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): ReplicatedStore & { minTtl(): Promise<number>; noteCompacted(revision: number): void; renewLease(lease: string): Promise<number> } {
   const { prefix, timeoutMs } = options;
-  const root = `${prefix}/`;
-  // The end of the prefix range: "/" + 1 is "0".
-  const rootEnd = Buffer.from(`${prefix}0`);
-  const key = {
-    instance: (r: { namespace: string; service: string; id: string }) => `${root}instances/${r.namespace}/${r.service}/${r.id}`,
-    service: (r: { namespace: string; name: string }) => `${root}services/${r.namespace}/${r.name}`,
-    vip: (ip: string) => `${root}vips/${ip}`,
-    deregistered: `${root}meta/deregistered`,
-  };
+  const keys = createKeyspace(prefix);
+  const { root, rootEnd, key } = keys;
   const b = (s: string) => Buffer.from(s);
 
   let sink: StoreSink | undefined;
@@ -94,48 +40,9 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
   let backoffMs = 100;
 
   function decode(kv: IKeyValue): Decoded | undefined {
-    const k = kv.key.toString();
-    if (!k.startsWith(root)) return undefined;
-    const parts = k.slice(root.length).split('/');
-    if (parts[0] === 'instances' && parts.length === 4) {
-      const v = JSON.parse(kv.value.toString()) as InstanceValue;
-      const record: InstanceRecord = {
-        namespace: parts[1]!,
-        service: parts[2]!,
-        id: parts[3]!,
-        address: v.address,
-        port: v.port,
-        status: v.status,
-        weight: v.weight,
-        zone: v.zone,
-        tags: v.tags,
-        metadata: v.metadata,
-        ttlSeconds: v.ttlSeconds,
-        registeredAt: v.registeredAt,
-        lastHeartbeatAt: v.lastHeartbeatAt,
-        // As of the last write or the last heartbeat this replica served: renewals on other replicas raise no event.
-        expiresAt: v.lastHeartbeatAt + v.ttlSeconds * 1000,
-        revision: Number(kv.mod_revision),
-        createRevision: Number(kv.create_revision),
-        lapsedAt: null,
-      };
-      leases.set(record, kv.lease);
-      return { kind: 'instance', key: k, record, reason: v.reason };
-    }
-    if (parts[0] === 'services' && parts.length === 3) {
-      const v = JSON.parse(kv.value.toString()) as ServiceValue;
-      const record: ServiceRecord = {
-        namespace: parts[1]!,
-        name: parts[2]!,
-        virtualIP: v.virtualIP,
-        ports: v.ports,
-        createdAt: v.createdAt,
-        revision: Number(kv.mod_revision),
-        createRevision: Number(kv.create_revision),
-      };
-      return { kind: 'service', key: k, record, reason: v.reason };
-    }
-    return undefined;
+    const d = keys.decode(kv);
+    if (d?.kind === 'instance') leases.set(d.record, kv.lease);
+    return d;
   }
 
   function advance(revision: number) {
@@ -323,44 +230,7 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
     client.leaseClient.leaseRevoke({ ID: lease }).catch(() => {});
   }
 
-  // Heartbeats: one keep-alive stream for every lease of this replica; answers come back in order per lease.
-  let keepAliveStream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse> | undefined;
-  let keepAliveOpening: Promise<IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>> | undefined;
-  const renewing = new Map<string, ((ttl: number | Error) => void)[]>();
-
-  function failKeepAlives(err: Error) {
-    keepAliveStream = undefined;
-    for (const queue of renewing.values()) for (const done of queue) done(err);
-    renewing.clear();
-  }
-
-  function keepAliveChannel() {
-    if (keepAliveStream) return Promise.resolve(keepAliveStream);
-    keepAliveOpening ??= client.leaseClient.leaseKeepAlive().then(
-      (stream) => {
-        keepAliveOpening = undefined;
-        stream.on('data', (res: ILeaseKeepAliveResponse) => {
-          const queue = renewing.get(res.ID);
-          const done = queue?.shift();
-          if (queue?.length === 0) renewing.delete(res.ID);
-          done?.(Number(res.TTL));
-        });
-        const broken = (err?: unknown) => {
-          if (keepAliveStream !== stream) return;
-          failKeepAlives(err instanceof Error ? err : new Error('the keep-alive stream ended'));
-        };
-        stream.on('error', broken);
-        stream.on('end', broken);
-        keepAliveStream = stream;
-        return stream;
-      },
-      (err: unknown) => {
-        keepAliveOpening = undefined;
-        throw err;
-      },
-    );
-    return keepAliveOpening;
-  }
+  const keepAlive = createKeepAlive(client, timeoutMs);
 
   const store = {
     get minTtlSeconds() {
@@ -406,24 +276,11 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
           throw storeUnavailable(err);
         }
       }
-      const value: InstanceValue = {
-        address: record.address,
-        port: record.port,
-        status: record.status,
-        weight: record.weight,
-        zone: record.zone,
-        tags: record.tags,
-        metadata: record.metadata,
-        ttlSeconds: record.ttlSeconds,
-        registeredAt: record.registeredAt,
-        lastHeartbeatAt: record.lastHeartbeatAt,
-        reason,
-      };
       const compare: ICompare =
         expected === 0
           ? { key: b(k), target: 'Create', result: 'Equal', create_revision: 0 }
           : { key: b(k), target: 'Mod', result: 'Equal', mod_revision: expected };
-      const res = await txn([compare], [{ request_put: { key: b(k), value: b(JSON.stringify(value)), lease } }], [{ request_range: { key: b(k) } }], 'writing an instance');
+      const res = await txn([compare], [{ request_put: { key: b(k), value: encodeInstance(record, reason), lease } }], [{ request_range: { key: b(k) } }], 'writing an instance');
       if (res === 'lease_gone') return { ok: false, conflict: 'lease_gone' };
       if (!res.succeeded) {
         if (!keepLease) revokeLater(lease);
@@ -463,34 +320,10 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
     },
 
     /** One keep-alive of a lease over the shared stream: the TTL it has now, 0 when it is gone. */
-    async renewLease(lease: string): Promise<number> {
-      let stream;
-      try {
-        stream = await withTimeout(keepAliveChannel(), timeoutMs, 'opening the keep-alive stream');
-      } catch (err) {
-        throw storeUnavailable(err);
-      }
-      const answer = new Promise<number>((resolve, reject) => {
-        let queue = renewing.get(lease);
-        if (!queue) renewing.set(lease, (queue = []));
-        queue.push((ttl) => (typeof ttl === 'number' ? resolve(ttl) : reject(storeUnavailable(ttl))));
-      });
-      stream.write({ ID: lease });
-      try {
-        return await withTimeout(answer, timeoutMs, 'renewing a lease');
-      } catch (err) {
-        // A stream that does not answer is broken: the next heartbeat opens a new one.
-        if (keepAliveStream === stream) {
-          failKeepAlives(err as Error);
-          stream.end();
-        }
-        throw err;
-      }
-    },
+    renewLease: (lease: string) => keepAlive.renew(lease),
 
     async putService(record: ServiceRecord, reason: 'created' | 'updated', expected: number): Promise<WriteResult<ServiceRecord>> {
       const k = key.service(record);
-      const value: ServiceValue = { virtualIP: record.virtualIP, ports: record.ports, createdAt: record.createdAt, reason };
       const compare: ICompare[] =
         expected === 0
           ? [
@@ -499,7 +332,7 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
               { key: b(key.vip(record.virtualIP)), target: 'Create', result: 'Equal', create_revision: 0 },
             ]
           : [{ key: b(k), target: 'Mod', result: 'Equal', mod_revision: expected }];
-      const success: IRequestOp[] = [{ request_put: { key: b(k), value: b(JSON.stringify(value)) } }];
+      const success: IRequestOp[] = [{ request_put: { key: b(k), value: encodeService(record, reason) } }];
       if (expected === 0) success.push({ request_put: { key: b(key.vip(record.virtualIP)), value: b(`${record.namespace}/${record.name}`) } });
       const res = await txn(compare, success, [{ request_range: { key: b(k) } }], 'writing a Service');
       if (res === 'lease_gone') throw storeUnavailable(new Error('unexpected lease error on a Service'));
@@ -601,8 +434,7 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
       closed = true;
       clearTimeout(reconnectTimer);
       dropWatch();
-      keepAliveStream?.end();
-      failKeepAlives(new Error('closing'));
+      keepAlive.close();
       for (const w of waiters) w.resolve(false);
       waiters = [];
     },
