@@ -47,6 +47,9 @@ async function readSse(url: string, count: number): Promise<{ event: string; dat
 export function contractSuite(t: Test, start: ServerFactory) {
   t.test('register, identical PUT, replace, patch, get, list, deregister', async (t) => {
     const { url } = await start(t);
+    const ready = await api(`${url}/readyz`);
+    t.equal(ready.status, 200, 'ready as soon as it listens');
+    t.equal(ready.body.protection.active, false);
     const created = await api(inst(url, 'a'), 'PUT', reg(8080, { tags: ['x'], zone: 'z1' }));
     t.equal(created.status, 201, 'a new registration is created');
     const rev = created.body.revision;

@@ -255,6 +255,9 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
       sink = s;
       await store.minTtl();
       await load();
+      // etcd just answered: ready from the first request on (the watch's own answer follows within milliseconds,
+      // and a failure of it turns this false again).
+      connected = true;
       openWatch();
     },
 
