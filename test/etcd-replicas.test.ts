@@ -125,4 +125,20 @@ if (requireEtcd(t)) {
     );
     t.notOk(watch.closed, 'never closed');
   });
+
+  t.test('two of three members gone: no quorum, so 503 and unready; back when one returns', async (t) => {
+    const { a } = await replicas(t, 'quorum', { etcdTimeout: '1s' });
+    t.equal((await api(inst(a, 'before'), 'PUT', { address: '127.0.0.1', port: 8080, ttlSeconds: 300 })).status, 201);
+    const [, second, third] = cluster.members;
+    await second!.kill();
+    await third!.kill();
+    await waitFor(async () => (await api(`${a}/readyz`)).status === 503, undefined, '/readyz 503 without a quorum');
+    const write = await api(inst(a, 'during'), 'PUT', { address: '127.0.0.1', port: 8081, ttlSeconds: 300 });
+    t.equal(write.status, 503);
+    t.equal(write.body.error, 'store_unavailable');
+    await restartMember(second!);
+    await waitFor(async () => (await api(`${a}/readyz`)).status === 200, undefined, 'ready again with two of three');
+    await waitFor(async () => (await api(inst(a, 'during'), 'PUT', { address: '127.0.0.1', port: 8081, ttlSeconds: 300 })).status === 201, undefined, 'writes again');
+    await restartMember(third!);
+  });
 }

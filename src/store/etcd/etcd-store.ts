@@ -11,6 +11,10 @@ import { createKeepAlive } from './keep-alive.js';
 import { createKeyspace, encodeInstance, encodeService, type Decoded } from './keys.js';
 import { storeUnavailable, withTimeout } from './timeouts.js';
 
+/** How often readiness checks that etcd has a quorum (a linearizable read), and how long that read may take. */
+const PROBE_EVERY_MS = 1000;
+const PROBE_TIMEOUT_MS = 2000;
+
 export interface EtcdStoreOptions {
   prefix: string;
   /** Bound on every call: a write that etcd does not answer in time fails with store_unavailable. */
@@ -28,6 +32,10 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
   let applied = 0;
   let compacted = 0;
   let connected = false;
+  // Whether a linearizable read (it needs a quorum) answered lately: a watch on a member that lost its quorum
+  // stays open and silent, so the watch alone cannot tell that writes would fail.
+  let quorum = true;
+  let probe: NodeJS.Timeout | undefined;
   let closed = false;
   let minTtlSeconds = 1;
   // The etcd lease of each instance record this store decoded (from the watch, or a lost compare's answer): a
@@ -240,7 +248,7 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
       return applied;
     },
     get available() {
-      return connected;
+      return connected && quorum;
     },
 
     /** The smallest TTL etcd grants (it raises shorter ones): asked once, by granting and revoking a 1 s lease. */
@@ -259,6 +267,13 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
       // and a failure of it turns this false again).
       connected = true;
       openWatch();
+      probe = setInterval(() => {
+        withTimeout(client.kv.range({ key: b(key.deregistered), limit: 1 }), Math.min(timeoutMs, PROBE_TIMEOUT_MS), 'probing etcd').then(
+          () => (quorum = true),
+          () => (quorum = false),
+        );
+      }, PROBE_EVERY_MS);
+      probe.unref();
     },
 
     waitForRevision,
@@ -435,6 +450,7 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
 
     async close() {
       closed = true;
+      clearInterval(probe);
       clearTimeout(reconnectTimer);
       dropWatch();
       keepAlive.close();
