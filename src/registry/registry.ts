@@ -6,6 +6,7 @@ import type { InstanceStore } from '../store/instance-store.js';
 import type { WatchHub } from '../watch/hub.js';
 import type { Clock } from './clock.js';
 import { createInstanceIndex, type ListFilter } from './instance-index.js';
+import { instanceJson, instanceListJson } from './instance-json.js';
 import { createLeaseQueue } from './leases.js';
 import { createSelfPreservation, type LeaveReason, type SelfPreservationOptions } from './self-preservation.js';
 import { createServiceRules } from './services.js';
@@ -438,6 +439,37 @@ export function createRegistry(options: RegistryOptions) {
     /** Instances matching filter, sorted by service then id, consistent at `revision`. */
     list(filter: ListFilter): { revision: number; items: Instance[] } {
       return { revision: committedRevision, items: index.filter(filter).map(api) };
+    },
+
+    /** list() as its JSON text, byte for byte, from each instance's cached serialization. */
+    listJson(filter: ListFilter): { revision: number; json: string } {
+      return { revision: committedRevision, json: instanceListJson(committedRevision, index.filter(filter), leaseOffset) };
+    },
+
+    /**
+     * The records a watch snapshot holds at `revision`, captured now in O(n) without formatting anything: one
+     * group per service in snapshot order (namespace, then service), the ids of each group NOT yet sorted, so
+     * the caller can sort and serialize them page by page (snapshot-pages.ts). Records are never changed in
+     * place except for their lease times, so what is captured stays the state at `revision`.
+     */
+    snapshotRecords(filter: { namespace?: string; service?: string }): { revision: number; groups: InstanceRecord[][] } {
+      const names = filter.namespace === undefined ? [...namespaces.keys()].sort() : [filter.namespace];
+      const groups: InstanceRecord[][] = [];
+      for (const namespace of names) {
+        const services = namespaces.get(namespace);
+        if (!services) continue;
+        const serviceNames = filter.service === undefined ? [...services.keys()].sort() : [filter.service];
+        for (const name of serviceNames) {
+          const ids = services.get(name);
+          if (ids) groups.push([...ids.values()]);
+        }
+      }
+      return { revision: committedRevision, groups };
+    },
+
+    /** One record's API JSON (cached; lease times current). */
+    recordJson(record: InstanceRecord): string {
+      return instanceJson(record, leaseOffset);
     },
 
     /** Every instance of every namespace (or one namespace), for a watch snapshot. */
