@@ -58,7 +58,9 @@ interface Server {
 
 async function startServer(cli: string, dataDir: string): Promise<Server> {
   const started = performance.now();
-  const child = spawn(process.execPath, ['--max-old-space-size=8192', cli, 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn'], {
+  // ROLLCALL_BENCH_NODE_ARGS: extra node flags for the server only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = (process.env.ROLLCALL_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, '--max-old-space-size=8192', cli, 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const port = await new Promise<number>((resolve, reject) => {
@@ -202,11 +204,16 @@ export async function reconnectStorm(url: string, count: number, watchers = 1000
   await new Promise<void>((resolve) => prober.stdout!.once('data', () => resolve()));
   const load = heartbeatsPerSec(url, count, 600, 2000);
   await new Promise((r) => setTimeout(r, 500));
+  // The server's own event-loop delay (prom-client's monitorEventLoopDelay, reset at every scrape): what the
+  // probes see minus this machine's CPU contention between the three processes.
+  await fetch(`${url}/metrics`).then((r) => r.text());
   const t0 = performance.now();
-  const settled = await Promise.allSettled(Array.from({ length: watchers }, () => snapshotTime(url, 'namespace=scale&service=big')));
+  const settled = await Promise.allSettled(Array.from({ length: watchers }, () => snapshotTime(url, process.env.STORM_QUERY ?? 'namespace=scale&service=big')));
   const stormMs = performance.now() - t0;
   const snapshots = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   for (const s of snapshots) s.socket.terminate();
+  const metrics = await (await fetch(`${url}/metrics`)).text();
+  const lag = (name: string) => Math.round(Number(new RegExp(`^rollcall_nodejs_eventloop_lag_${name}_seconds (\\S+)`, 'm').exec(metrics)?.[1]) * 10_000) / 10;
   prober.stdin!.end();
   await probeExited;
   const { probes, errors: probeErrors } = JSON.parse(probeOut.slice(probeOut.indexOf('\n') + 1)) as { probes: number[]; errors: number };
@@ -217,6 +224,8 @@ export async function reconnectStorm(url: string, count: number, watchers = 1000
     storm_probe_max_ms: Math.round(Math.max(...probes) * 10) / 10,
     storm_probe_p99_ms: Math.round(percentile(probes, 99) * 10) / 10,
     storm_probes: probes.length,
+    storm_server_loop_max_ms: lag('max'),
+    storm_server_loop_p99_ms: lag('p99'),
     storm_snapshot_bytes: snapshots[0]?.bytes ?? 0,
     storm_failed_watchers: watchers - snapshots.length,
     storm_probe_errors: probeErrors,

@@ -156,7 +156,7 @@ export function startWatchSession(options: WatchSessionOptions): { stop(): void 
 
   /**
    * The snapshot part by part, each once the one before left (so a watcher holds one part in its buffer,
-   * not the whole snapshot, and a big snapshot is not mistaken for a slow consumer), within the write budget
+   * not the whole snapshot, and a big snapshot is not mistaken for a slow consumer), within the write window
    * shared by all watchers; then the events that came meanwhile.
    */
   async function sendSnapshot(snapshot: SharedSnapshot) {
@@ -164,9 +164,7 @@ export function startWatchSession(options: WatchSessionOptions): { stop(): void 
       for (let index = 0; ; index++) {
         const next = await snapshot.part(index);
         if (next === undefined || stopped) break;
-        await snapshots.send(next.part.length);
-        if (stopped) break;
-        await sink.sendSnapshotPart(next.part, index === 0, next.last, snapshot.revision);
+        await snapshots.send(next.part.length, () => (stopped ? Promise.resolve() : sink.sendSnapshotPart(next.part, index === 0, next.last, snapshot.revision)));
       }
     } finally {
       snapshots.release(snapshot);

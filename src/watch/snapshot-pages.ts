@@ -1,7 +1,8 @@
 // Watch snapshots shared per (filter, revision), built page by page across event-loop turns, a bounded few at
 // a time, and sent at a bounded number of bytes per turn. A reconnect storm (a load balancer fleet restarting)
 // then costs one serialization per filter instead of one per watcher, and never holds the event loop long
-// enough to delay heartbeats: each turn does at most one page of work per build and BYTES_PER_TURN of writes.
+// enough to delay heartbeats: each turn does at most one page of work per build, and the snapshot bytes waiting
+// for the kernel are bounded (windowBytes) however many watchers read.
 //
 // Atomicity with the subscription is kept by the caller (session.ts): it acquires the snapshot and subscribes
 // in one synchronous step with nothing uncommitted (registry.whenSettled). acquire() captures the records at
@@ -25,8 +26,8 @@ export interface SnapshotOptions {
   pageSize?: number;
   /** Snapshots being formatted at once; more wait their turn. */
   maxBuilding?: number;
-  /** Snapshot bytes handed to sockets per event-loop turn, over all watchers. */
-  bytesPerTurn?: number;
+  /** Snapshot bytes written to sockets and not yet taken by the kernel, over all watchers. */
+  windowBytes?: number;
   /** A finished snapshot is kept for later watchers of the same filter and revision while all kept ones fit here. */
   retainBytes?: number;
 }
@@ -63,12 +64,15 @@ export class SharedSnapshot {
   }
 }
 
+/** A snapshot write the kernel has not taken after this long stops counting against the shared window. */
+const STUCK_WRITE_MS = 10_000;
+
 const filterKey = (f: WatchFilter) => JSON.stringify([f.namespace ?? null, f.service ?? null, [...(f.resources ?? ['instances'])].sort()]);
 
 export function createSnapshotCache(source: SnapshotSource, options: SnapshotOptions = {}) {
-  const pageSize = options.pageSize ?? 1000;
+  const pageSize = options.pageSize ?? 500;
   const maxBuilding = options.maxBuilding ?? 2;
-  const bytesPerTurn = options.bytesPerTurn ?? 8 * 1024 * 1024;
+  const windowBytes = options.windowBytes ?? 8 * 1024 * 1024;
   const retainBytes = options.retainBytes ?? 64 * 1024 * 1024;
   const byFilter = new Map<string, SharedSnapshot>();
   // Finished snapshots kept for later watchers, and their bytes (at most retainBytes).
@@ -77,19 +81,28 @@ export function createSnapshotCache(source: SnapshotSource, options: SnapshotOpt
   let building = 0;
   const queued: (() => void)[] = [];
 
-  // The write budget: spent by send(), refilled once per turn; those over it wait for the next turn, in order.
-  let budget = bytesPerTurn;
-  let refill: NodeJS.Immediate | undefined;
-  const overBudget: { bytes: number; go: () => void }[] = [];
-  function refillBudget() {
-    refill = undefined;
-    budget = bytesPerTurn;
-    while (overBudget.length > 0 && budget > 0) {
-      const next = overBudget.shift()!;
-      budget -= next.bytes;
+  // The write window: snapshot bytes handed to sockets and not yet taken by the kernel (inFlight), and bytes
+  // handed over in this turn (turnBytes), both at most windowBytes over every watcher. libuv flushes every
+  // writable socket in one poll phase, and a write the kernel takes at once completes on nextTick, so without
+  // the per-turn bound a chain of write → done → next write would copy gigabytes without yielding.
+  let inFlight = 0;
+  let turnBytes = 0;
+  let tick: NodeJS.Immediate | undefined;
+  const waiting: { bytes: number; go: () => void }[] = [];
+  const fits = (bytes: number) => (inFlight === 0 && turnBytes === 0) || (inFlight + bytes <= windowBytes && turnBytes + bytes <= windowBytes);
+  function take(bytes: number) {
+    inFlight += bytes;
+    turnBytes += bytes;
+    tick ??= setImmediate(nextTurn);
+  }
+  function nextTurn() {
+    tick = undefined;
+    turnBytes = 0;
+    while (waiting.length > 0 && fits(waiting[0]!.bytes)) {
+      const next = waiting.shift()!;
+      take(next.bytes);
       next.go();
     }
-    if (overBudget.length > 0 || budget <= 0) refill ??= setImmediate(refillBudget);
   }
 
   const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -165,19 +178,32 @@ export function createSnapshotCache(source: SnapshotSource, options: SnapshotOpt
       }
     },
 
-    /** Resolves when `bytes` more may be written this turn (at once while the turn's budget lasts). */
-    send(bytes: number): Promise<void> {
-      if (budget > 0 && overBudget.length === 0) {
-        budget -= bytes;
-        if (budget <= 0) refill ??= setImmediate(refillBudget);
-        return Promise.resolve();
+    /** Runs write (a send that resolves once the kernel took the bytes) when the write window has room. */
+    async send(bytes: number, write: () => Promise<void>): Promise<void> {
+      if (waiting.length === 0 && fits(bytes)) take(bytes);
+      else await new Promise<void>((go) => waiting.push({ bytes, go }));
+      // A watcher that stops reading must not hold the window for the others: its share is freed after a
+      // while (its bytes then wait in its own buffer: memory, bounded per watcher, not copying time). The
+      // caller still waits for its own write, so it sends no further part meanwhile.
+      let freed = false;
+      const free = () => {
+        if (freed) return;
+        freed = true;
+        clearTimeout(timer);
+        inFlight -= bytes;
+        // Admitted on the next turn, never in this one (see the window above).
+        if (waiting.length > 0) tick ??= setImmediate(nextTurn);
+      };
+      const timer = setTimeout(free, STUCK_WRITE_MS);
+      try {
+        await write();
+      } finally {
+        free();
       }
-      refill ??= setImmediate(refillBudget);
-      return new Promise((go) => overBudget.push({ bytes, go }));
     },
 
     stats() {
-      return { cached: byFilter.size, retainedBytes: retained, building, queued: queued.length };
+      return { cached: byFilter.size, retainedBytes: retained, building, queued: queued.length, inFlight };
     },
   };
 
