@@ -10,7 +10,7 @@ import { instanceJson, instanceListJson } from './instance-json.js';
 import { createLeaseQueue } from './leases.js';
 import { createSelfPreservation, type LeaveReason, type SelfPreservationOptions } from './self-preservation.js';
 import { createServiceRules } from './services.js';
-import { toApiInstance, type ChangeEvent, type InstanceRecord, type RegistryChange, type ServiceChangeEvent, type ServiceRecord } from './types.js';
+import { instanceRecord, toApiInstance, type ChangeEvent, type InstanceRecord, type RegistryChange, type ServiceChangeEvent, type ServiceRecord } from './types.js';
 import type { Cidr } from './virtual-ips.js';
 
 export interface RegistryOptions {
@@ -97,7 +97,7 @@ export function createRegistry(options: RegistryOptions) {
   const restoredAt = leaseNow();
   let restored: InstanceRecord[] | undefined = [];
   for (const row of store.loadInstances()) {
-    const record: InstanceRecord = { ...row, expiresAt: restoredAt + row.ttlSeconds * 1000, lapsedAt: null };
+    const record = instanceRecord(row, restoredAt + row.ttlSeconds * 1000, null);
     put(record);
     leases.add(record);
     restored.push(record);
@@ -205,7 +205,7 @@ export function createRegistry(options: RegistryOptions) {
     let next = revision;
     const changes: { event: ChangeEvent; record: InstanceRecord }[] = drafts.map(({ type, reason, record }) => {
       next += 1;
-      const stamped = type === 'DELETED' ? record : { ...record, revision: next };
+      const stamped = type === 'DELETED' ? record : instanceRecord({ ...record, revision: next }, record.expiresAt, record.lapsedAt);
       if (type === 'ADDED') stamped.createRevision = next;
       return { record: stamped, event: { type, reason, revision: next, instance: api(stamped) } };
     });
