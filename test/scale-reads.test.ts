@@ -122,7 +122,20 @@ t.test('watchers of one filter share a paged snapshot; each then sees every late
   for (let i = 0; i < 2_600; i++) void registry.register('default', 'big', `i-${String(i).padStart(5, '0')}`, { address: '10.0.0.1', port: 1000 + (i % 60000), ttlSeconds: 3600, tags: ['t'] });
   await registry.settled();
 
-  // A writer keeps committing (registrations, patches, deregistrations) while the watchers connect.
+  const raw = new Map<RecordedWatch, string>();
+  const connect = () =>
+    Array.from({ length: 6 }, async () => {
+      const w = await openWatch(server.url, { namespace: 'default', service: 'big' });
+      w.socket.once('message', (data) => raw.set(w, data.toString()));
+      return w;
+    });
+  // The first six connect while nothing is written: they subscribe at one revision and share its snapshot.
+  const shared = await Promise.all(connect());
+  await waitFor(async () => (await api(`${server.url}/readyz`)).body.watchers >= 6);
+  const sharedRevision = registry.revision;
+
+  // A writer keeps committing (registrations, patches, deregistrations) while their snapshot may still be
+  // paged out, and while six more watchers connect.
   let writing = true;
   let n = 0;
   const writer = (async () => {
@@ -136,14 +149,7 @@ t.test('watchers of one filter share a paged snapshot; each then sees every late
     }
   })();
 
-  const raw = new Map<RecordedWatch, string>();
-  const watchers = await Promise.all(
-    Array.from({ length: 12 }, async () => {
-      const w = await openWatch(server.url, { namespace: 'default', service: 'big' });
-      w.socket.once('message', (data) => raw.set(w, data.toString()));
-      return w;
-    }),
-  );
+  const watchers = [...shared, ...(await Promise.all(connect()))];
   const sse = await sseSnapshot(server.url);
   await waitFor(() => watchers.every((w) => w.messages.length > 0 && raw.has(w)));
   // More writes after every snapshot arrived, then stop.
@@ -186,6 +192,7 @@ t.test('watchers of one filter share a paged snapshot; each then sees every late
     const log = registry.eventsAfter({ namespace: 'default', service: 'big' }, snapshot.revision, finalRevision, 100_000).map((e) => e.revision);
     t.same(revisions, log);
   }
+  t.ok(shared.every((w) => w.messages[0].revision === sharedRevision), 'the first six got the snapshot at one revision');
   // The SSE snapshot carries the same JSON as a WebSocket snapshot of its revision.
   const ws = byRevision.get(Number(sse.id));
   if (ws !== undefined) t.equal(sse.data, ws);
