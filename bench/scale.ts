@@ -5,9 +5,15 @@
 // 1,000 watchers while 10,000 heartbeats/s are served, and 1,000 watchers reconnecting at once to the
 // 10,000-instance service while heartbeats and /healthz are probed.
 //
-//   node dist/bench/scale.js [--sizes 10000,100000] [--max 1000000] [--runs 3] [--cli path/to/cli/index.js]
+//   npm run bench:scale -- [--sizes 10000,100000] [--max 1000000] [--runs 3] [--reference dir/src/cli/index.js]
 //
-// --cli runs another build of the server (e.g. a copy of the build before a change) for a reference beside it.
+// --reference path/to/cli/index.js runs another build (e.g. a copy of the build before a change) right before
+// each run of this one, for a reference measured under the same load; --cli replaces this build.
+// --storm-only N runs only the reconnect storm on N instances. Knobs for profiling: ROLLCALL_BENCH_NODE_ARGS
+// (node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), STORM_QUERY (the storm's watch query).
+//
+// Bounds: one machine runs the server, this driver (which receives every snapshot byte) and the probe, so
+// they share the cores; the driver's own JSON and WebSocket work is part of every client-side figure.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { Agent, request } from 'node:http';
