@@ -153,6 +153,7 @@ export const watchRoutes: FastifyPluginAsyncZod<WatchRoutesOptions> = async (
     },
     onEventSent: () => metrics.watchEventsSent.inc(),
     onSlowConsumer: () => metrics.slowConsumerCloses.inc(),
+    onError: (err: unknown) => app.log.error({ err }, 'watch snapshot failed'),
   });
 
   app.route({

@@ -38,6 +38,8 @@ export interface WatchSessionOptions {
   maxBufferedBytes: number;
   onEventSent?: () => void;
   onSlowConsumer?: () => void;
+  /** A server-side failure ended the watch (logged by the caller). */
+  onError?: (err: unknown) => void;
 }
 
 /** Events read from the event log per page while catching up; the loop yields between pages. */
@@ -161,6 +163,21 @@ export function startWatchSession(options: WatchSessionOptions): { stop(): void 
    */
   async function sendSnapshot(snapshot: SharedSnapshot) {
     try {
+      await sendSnapshotParts(snapshot);
+    } catch (err) {
+      // A failed build is a server bug: end this watch with "internal error" and let the client reconnect.
+      options.onError?.(err);
+      stop();
+      sink.close(1011, 'internal_error: the snapshot could not be built; reconnect');
+      return;
+    }
+    if (stopped) return;
+    lastSentAt = Date.now();
+    flushPending();
+  }
+
+  async function sendSnapshotParts(snapshot: SharedSnapshot) {
+    try {
       for (let index = 0; ; index++) {
         const next = await snapshot.part(index);
         if (next === undefined || stopped) break;
@@ -169,9 +186,6 @@ export function startWatchSession(options: WatchSessionOptions): { stop(): void 
     } finally {
       snapshots.release(snapshot);
     }
-    if (stopped) return;
-    lastSentAt = Date.now();
-    flushPending();
   }
 
   function flushPending() {

@@ -54,8 +54,17 @@ export class SharedSnapshot {
     for (const wake of waiters) wake();
   }
 
-  /** The part at index, once built; undefined past the last one. */
+  /** The build failed (a bug, not bad input): readers get the error instead of waiting forever. */
+  fail(err: unknown): void {
+    this.error = err ?? new Error('snapshot build failed');
+    this.push(Buffer.alloc(0), true);
+  }
+
+  error: unknown;
+
+  /** The part at index, once built; undefined past the last one. Throws when the build failed. */
   async part(index: number): Promise<{ part: Buffer; last: boolean } | undefined> {
+    if (this.error !== undefined) throw this.error;
     while (index >= this.parts.length) {
       if (this.done) return undefined;
       await new Promise<void>((resolve) => this.waiters.push(resolve));
@@ -130,6 +139,9 @@ export function createSnapshotCache(source: SnapshotSource, options: SnapshotOpt
       }
       parts.push(servicesJson === undefined ? ']}' : `],"services":${servicesJson}}`);
       snapshot.push(Buffer.from(parts.join('')), true);
+    } catch (err) {
+      forget(snapshot);
+      snapshot.fail(err);
     } finally {
       building--;
       queued.shift()?.();
