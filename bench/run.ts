@@ -7,6 +7,8 @@ import { runLeaseBenchMedian } from './leases.js';
 import { runDnsBench } from './dns.js';
 import { runProxyLoopbackBench, runProxyNetnsBench } from './proxy.js';
 import { runRenderBench } from './render.js';
+import { runListCpuBench } from './list-cpu.js';
+import { runScaleBench } from './scale.js';
 import { runServicesBench } from './services.js';
 import { runUiBench } from './ui.js';
 import { median } from './server-process.js';
@@ -33,6 +35,9 @@ sections.push(['hostile watchers (issue 13)', await runHostileBenchMedian(runs)]
 sections.push(['dns (issue 9)', await medianOf(runDnsBench)]);
 sections.push(['auth and TLS (issue 13)', await runAuthBench(runs)]);
 sections.push(['dashboard (issue 12)', await medianOf(runUiBench)]);
+// The 1M point is longer: `npm run bench:scale -- --max 1000000`.
+sections.push(['list of a 10k-instance service, in process (issue 14)', await runListCpuBench()]);
+for (const { row } of await runScaleBench({ sizes: [10_000, 100_000], runs })) sections.push([`scale at ${row.instances} instances (issue 14)`, row]);
 
 console.log(`\nrollcall benchmarks, median of ${runs} runs (node ${process.version})\n`);
 for (const [title, values] of sections) {

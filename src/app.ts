@@ -6,7 +6,7 @@ import Fastify, { LogController, type FastifyServerOptions } from 'fastify';
 import { validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { join } from 'node:path';
 import type { Server as TlsServer } from 'node:tls';
-import { buildConsulServer, type ConsulServer } from './adapters/consul/server.js';
+import type { ConsulServer } from './adapters/consul/server.js';
 import { eurekaRoutes } from './adapters/eureka/routes.js';
 import { prometheusSdRoutes } from './adapters/sd/prometheus.js';
 import { createAuthSource } from './auth/auth-source.js';
@@ -15,7 +15,7 @@ import type { RouteAccess } from './auth/access.js';
 import { installAuth } from './auth/hook.js';
 import { loadServerTls, reloadServerTls } from './auth/tls.js';
 import { parseHostPort, type Config } from './config.js';
-import { createDnsAdapter, type DnsAdapter } from './dns/index.js';
+import type { DnsAdapter } from './dns/index.js';
 import { installErrorHandlers } from './http/error-handler.js';
 import { documentedTransform, documentedTransformObject } from './http/openapi-docs.js';
 import { installJsonBodyParser } from './http/json-body.js';
@@ -212,6 +212,8 @@ export async function buildApp(deps: AppDeps) {
   let consul: ConsulServer | undefined;
   if (config.consulListen !== undefined) {
     const { host, port } = parseHostPort(config.consulListen)!;
+    // Loaded only when enabled (as DNS below): an adapter that is off costs no memory.
+    const { buildConsulServer } = await import('./adapters/consul/server.js');
     consul = await buildConsulServer({
       registry,
       hub,
@@ -235,7 +237,7 @@ export async function buildApp(deps: AppDeps) {
   const dns =
     config.dnsListen === undefined
       ? undefined
-      : createDnsAdapter({ registry, metrics, config, services: { get: (ns, name) => registry.findService(ns, name) }, onError: (err) => app.log.warn({ err }, 'DNS') });
+      : (await import('./dns/index.js')).createDnsAdapter({ registry, metrics, config, services: { get: (ns, name) => registry.findService(ns, name) }, onError: (err) => app.log.warn({ err }, 'DNS') });
   app.decorate('dns', dns);
   app.addHook('onReady', async () => {
     if (!dns) return;

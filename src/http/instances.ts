@@ -152,14 +152,16 @@ export const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = asyn
       }
       await awaitChange({ registry, hub, metrics, shutdown, reply }, { namespace, service }, index, wait);
       await registry.settled();
-      const list = registry.list({
+      // Already JSON (each instance serialized once, see instance-json.ts): sent as is, past the serializer.
+      const list = registry.listJson({
         namespace,
         service,
         ...(status === undefined ? {} : { status }),
         ...(tag === undefined ? {} : { tag }),
         ...(zone === undefined ? {} : { zone }),
       });
-      return reply.header('x-rollcall-revision', String(list.revision)).send(list);
+      // Fastify sends a string as is; the schema above still documents it, and tests compare it with that form.
+      return reply.header('x-rollcall-revision', String(list.revision)).type('application/json; charset=utf-8').send(list.json as never);
     },
   );
 };

@@ -9,6 +9,7 @@ import type { Metrics } from '../metrics.js';
 import type { Registry } from '../registry/registry.js';
 import { errorResponses, parseResources, watchQuery } from '../schemas/api.js';
 import type { WatchHub } from '../watch/hub.js';
+import { createSnapshotCache } from '../watch/snapshot-pages.js';
 import { PING_TIMEOUT_CLOSE, SLOW_CONSUMER_CLOSE, startWatchSession, type WatchSink } from '../watch/session.js';
 
 export interface WatchRoutesOptions {
@@ -57,6 +58,12 @@ function webSocketSink(socket: WebSocket): WatchSink {
   return {
     sendEvent: (event) => socket.send(event.json, { binary: false }),
     sendMessage: (message) => socket.send(JSON.stringify(message)),
+    // One message in fragments (fin on the last): ws frames each part without copying it.
+    sendSnapshotPart: (part, _first, last) =>
+      new Promise((resolve) => {
+        if (socket.readyState !== socket.OPEN) return resolve();
+        socket.send(part, { binary: false, fin: last }, () => resolve());
+      }),
     buffered: () => socket.bufferedAmount,
     close: (code, reason) => closeWebSocket(socket, code, reason),
   };
@@ -68,6 +75,21 @@ function eventStreamSink(res: ServerResponse): WatchSink {
     sendMessage(message, id) {
       const head = id === undefined ? '' : `id: ${id}\n`;
       res.write(`${head}event: ${String(message.type)}\ndata: ${JSON.stringify(message)}\n\n`);
+    },
+    sendSnapshotPart(part, first, last, revision) {
+      if (first) res.write(`id: ${revision}\nevent: SNAPSHOT\ndata: `);
+      const flushed = res.write(part);
+      if (last) res.write('\n\n');
+      if (flushed || res.destroyed) return Promise.resolve();
+      return new Promise((resolve) => {
+        const done = () => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.on('drain', done);
+        res.on('close', done);
+      });
     },
     buffered: () => res.writableLength,
     close(_code, _reason) {
@@ -82,6 +104,8 @@ export const watchRoutes: FastifyPluginAsyncZod<WatchRoutesOptions> = async (
   { registry, hub, metrics, maxBufferedBytes, pingIntervalMs = 30_000, maxWatchers = 0 },
 ) => {
   const streams = new Set<ServerResponse>();
+  // One snapshot per (filter, revision), shared by every watcher that asks for it.
+  const snapshots = createSnapshotCache(registry);
   // Every open watcher holds a socket, a session and up to maxBufferedBytes of backlog: count them.
   let watching = 0;
   const full = () => maxWatchers > 0 && watching >= maxWatchers;
@@ -120,6 +144,7 @@ export const watchRoutes: FastifyPluginAsyncZod<WatchRoutesOptions> = async (
   const common = (q: { namespace?: string | undefined; service?: string | undefined; resources?: string | undefined; bookmarkSeconds: number }) => ({
     registry,
     hub,
+    snapshots,
     maxBufferedBytes,
     bookmarkMs: q.bookmarkSeconds * 1000,
     filter: {
@@ -129,6 +154,7 @@ export const watchRoutes: FastifyPluginAsyncZod<WatchRoutesOptions> = async (
     },
     onEventSent: () => metrics.watchEventsSent.inc(),
     onSlowConsumer: () => metrics.slowConsumerCloses.inc(),
+    onError: (err: unknown) => app.log.error({ err }, 'watch snapshot failed'),
   });
 
   app.route({

@@ -3,6 +3,7 @@ import { instanceNotFound } from '../errors.js';
 import type { Instance } from '../schemas/instance.js';
 import type { Service } from '../schemas/service.js';
 import type { InstanceIndex, ListFilter } from './instance-index.js';
+import { instanceJson, instanceListJson } from './instance-json.js';
 import type { ServiceRules } from './services.js';
 import { toApiInstance, type InstanceRecord, type ServiceRecord } from './types.js';
 
@@ -27,9 +28,11 @@ export interface RegistryReadsDeps {
   /** The revision memory is consistent at. */
   revision: () => number;
   api: (r: InstanceRecord) => Instance;
+  /** What the API adds to a record's lease deadline (the SQLite registry's stall offset; 0 elsewhere). */
+  leaseOffset: () => number;
 }
 
-export function createRegistryReads({ index, services: rules, revision, api }: RegistryReadsDeps) {
+export function createRegistryReads({ index, services: rules, revision, api, leaseOffset }: RegistryReadsDeps) {
   const { namespaces, find } = index;
   return {
     get(namespace: string, service: string, id: string): Instance {
@@ -56,6 +59,38 @@ export function createRegistryReads({ index, services: rules, revision, api }: R
     /** Instances matching filter, sorted by service then id, consistent at `revision`. */
     list(filter: ListFilter): { revision: number; items: Instance[] } {
       return { revision: revision(), items: index.filter(filter).map(api) };
+    },
+
+    /** list() as its JSON text, byte for byte, from each instance's cached serialization. */
+    listJson(filter: ListFilter): { revision: number; json: string } {
+      const at = revision();
+      return { revision: at, json: instanceListJson(at, index.filter(filter), leaseOffset()) };
+    },
+
+    /**
+     * The records a watch snapshot holds at `revision`, captured now in O(n) without formatting anything: one
+     * group per service in snapshot order (namespace, then service), the ids of each group NOT yet sorted, so
+     * the caller can sort and serialize them page by page (snapshot-pages.ts). Records are never changed in
+     * place except for their lease times, so what is captured stays the state at `revision`.
+     */
+    snapshotRecords(filter: { namespace?: string; service?: string }): { revision: number; groups: InstanceRecord[][] } {
+      const names = filter.namespace === undefined ? [...namespaces.keys()].sort() : [filter.namespace];
+      const groups: InstanceRecord[][] = [];
+      for (const namespace of names) {
+        const services = namespaces.get(namespace);
+        if (!services) continue;
+        const serviceNames = filter.service === undefined ? [...services.keys()].sort() : [filter.service];
+        for (const name of serviceNames) {
+          const ids = services.get(name);
+          if (ids) groups.push([...ids.values()]);
+        }
+      }
+      return { revision: revision(), groups };
+    },
+
+    /** One record's API JSON (cached; lease times current). */
+    recordJson(record: InstanceRecord): string {
+      return instanceJson(record, leaseOffset());
     },
 
     /** Every instance of every namespace (or one namespace), for a watch snapshot. */

@@ -11,7 +11,7 @@ import { createRegistryReads } from './reads.js';
 import { applyChanges, sameRegistration } from './rules.js';
 import { createSelfPreservation, type LeaveReason, type SelfPreservationOptions } from './self-preservation.js';
 import { createServiceRules } from './services.js';
-import { toApiInstance, type ChangeEvent, type InstanceRecord, type RegistryChange, type ServiceChangeEvent, type ServiceRecord } from './types.js';
+import { instanceRecord, toApiInstance, type ChangeEvent, type InstanceRecord, type RegistryChange, type ServiceChangeEvent, type ServiceRecord } from './types.js';
 import type { Cidr } from './virtual-ips.js';
 
 export interface RegistryOptions {
@@ -82,7 +82,7 @@ export function createRegistry(options: RegistryOptions) {
   const restoredAt = leaseNow();
   let restored: InstanceRecord[] | undefined = [];
   for (const row of store.loadInstances()) {
-    const record: InstanceRecord = { ...row, expiresAt: restoredAt + row.ttlSeconds * 1000, lapsedAt: null };
+    const record = instanceRecord(row, restoredAt + row.ttlSeconds * 1000, null);
     put(record);
     leases.add(record);
     restored.push(record);
@@ -190,7 +190,7 @@ export function createRegistry(options: RegistryOptions) {
     let next = revision;
     const changes: { event: ChangeEvent; record: InstanceRecord }[] = drafts.map(({ type, reason, record }) => {
       next += 1;
-      const stamped = type === 'DELETED' ? record : { ...record, revision: next };
+      const stamped = type === 'DELETED' ? record : instanceRecord({ ...record, revision: next }, record.expiresAt, record.lapsedAt);
       if (type === 'ADDED') stamped.createRevision = next;
       return { record: stamped, event: { type, reason, revision: next, instance: api(stamped) } };
     });
@@ -250,7 +250,7 @@ export function createRegistry(options: RegistryOptions) {
     commit: commitService,
   });
 
-  const reads = createRegistryReads({ index, services: () => serviceRules, revision: () => committedRevision, api });
+  const reads = createRegistryReads({ index, services: () => serviceRules, revision: () => committedRevision, api, leaseOffset: () => leaseOffset });
 
   /**
    * Event log access for watch resumption: changes with after < revision <= upTo, oldest first, instance events

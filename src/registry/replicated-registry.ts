@@ -140,7 +140,7 @@ export async function createReplicatedRegistry(options: ReplicatedRegistryOption
     },
   });
 
-  const reads = createRegistryReads({ index, services: () => serviceRules, revision: () => revision, api });
+  const reads = createRegistryReads({ index, services: () => serviceRules, revision: () => revision, api, leaseOffset: () => 0 });
   const effectiveTtl = (ttl: number) => Math.max(ttl, store.minTtlSeconds);
 
   /** Renews through the store's lease; the instance as this replica now knows it, or undefined when gone. */

@@ -30,6 +30,33 @@ export interface InstanceRecord {
   lapsedAt: number | null;
 }
 
+/**
+ * The record as one object literal in one field order, so every record shares one hidden class. A record made
+ * by object spread gets a hidden class (and descriptor array) of its own: measured 858 instead of 330 bytes
+ * per record, which at 100k instances was half the heap.
+ */
+export function instanceRecord(r: Omit<InstanceRecord, 'expiresAt' | 'lapsedAt'>, expiresAt: number, lapsedAt: number | null): InstanceRecord {
+  return {
+    namespace: r.namespace,
+    service: r.service,
+    id: r.id,
+    address: r.address,
+    port: r.port,
+    status: r.status,
+    weight: r.weight,
+    zone: r.zone,
+    tags: r.tags,
+    metadata: r.metadata,
+    ttlSeconds: r.ttlSeconds,
+    registeredAt: r.registeredAt,
+    lastHeartbeatAt: r.lastHeartbeatAt,
+    expiresAt,
+    revision: r.revision,
+    createRevision: r.createRevision,
+    lapsedAt,
+  };
+}
+
 /** A committed change, as the event log stores it and watchers receive it. */
 export interface ChangeEvent {
   type: EventType;

@@ -1,5 +1,6 @@
 // The only module that speaks SQL about instances, the revision and the event log (whose events are about
 // instances or Services; Service rows are written by service-store.ts inside the same transaction).
+import { createInterner } from './intern.js';
 import type { Instance } from '../schemas/instance.js';
 import type { Service, WatchResource } from '../schemas/service.js';
 import type { ChangeEvent, InstanceRecord, RegistryChange, ServiceChangeEvent, ServiceRecord } from '../registry/types.js';
@@ -136,8 +137,10 @@ export function createInstanceStore(db: Db, options: { historySize: number }) {
     rollbackBatch(): void {
       if (db.inTransaction) db.exec('ROLLBACK');
     },
-    loadInstances(): Omit<InstanceRecord, 'expiresAt' | 'lapsedAt'>[] {
-      return (selectAll.all() as InstanceRow[]).map(fromRow);
+    /** Every instance, row by row: a million rows are never all in memory as rows at once. */
+    *loadInstances(): Iterable<Omit<InstanceRecord, 'expiresAt' | 'lapsedAt'>> {
+      const intern = createInterner();
+      for (const row of selectAll.iterate() as Iterable<InstanceRow>) yield fromRow(row, intern);
     },
     loadServices(): ServiceRecord[] {
       return services.load();
@@ -210,18 +213,20 @@ function toRow(r: InstanceRecord) {
   };
 }
 
-function fromRow(row: InstanceRow): Omit<InstanceRecord, 'expiresAt' | 'lapsedAt'> {
+type Interner = ReturnType<typeof createInterner>;
+
+function fromRow(row: InstanceRow, intern: Interner): Omit<InstanceRecord, 'expiresAt' | 'lapsedAt'> {
   return {
-    namespace: row.namespace,
-    service: row.service,
+    namespace: intern.string(row.namespace),
+    service: intern.string(row.service),
     id: row.id,
     address: row.address,
     port: row.port,
-    status: row.status,
+    status: intern.string(row.status),
     weight: row.weight,
-    zone: row.zone,
-    tags: JSON.parse(row.tags) as string[],
-    metadata: JSON.parse(row.metadata) as Record<string, string>,
+    zone: intern.string(row.zone),
+    tags: intern.json<string[]>(row.tags),
+    metadata: intern.json<Record<string, string>>(row.metadata),
     ttlSeconds: row.ttl_seconds,
     registeredAt: row.registered_at,
     lastHeartbeatAt: row.last_heartbeat_at,

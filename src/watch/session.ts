@@ -1,8 +1,8 @@
 // One watcher's life: snapshot or resume from the event log, then live events, bookmarks and backpressure.
 // Shared by the WebSocket and Server-Sent Events transports, which differ only in framing (the sink).
 import type { Registry } from '../registry/registry.js';
-import type { Instance } from '../schemas/instance.js';
-import { PublishedEvent, PublishedNotice, wantsKind, type WatchFilter, type WatchHub } from './hub.js';
+import { PublishedEvent, PublishedNotice, type WatchFilter, type WatchHub } from './hub.js';
+import type { SharedSnapshot, SnapshotCache } from './snapshot-pages.js';
 
 export type WatchErrorCode = 'revision_compacted' | 'revision_ahead' | 'store_unavailable';
 
@@ -15,6 +15,11 @@ export interface WatchSink {
   /** Sends a change event or notice in its cached wire form (built once for every watcher). */
   sendEvent(event: PublishedEvent | PublishedNotice): void;
   sendMessage(message: Record<string, unknown>, id?: number): void;
+  /**
+   * Sends one part of the SNAPSHOT message (the parts concatenated are its JSON; one message on the wire).
+   * Resolves once the part is handed to the kernel, or the stream is gone.
+   */
+  sendSnapshotPart(part: Buffer, first: boolean, last: boolean, revision: number): Promise<void>;
   /** Bytes accepted but not yet handed to the kernel. */
   buffered(): number;
   /** Ends the stream; code/reason are used where the transport has them. */
@@ -24,6 +29,8 @@ export interface WatchSink {
 export interface WatchSessionOptions {
   registry: Registry;
   hub: WatchHub;
+  /** Where SNAPSHOT messages come from, shared with every watcher of the same filter and revision. */
+  snapshots: SnapshotCache;
   sink: WatchSink;
   filter: WatchFilter;
   sinceRevision?: number;
@@ -31,6 +38,8 @@ export interface WatchSessionOptions {
   maxBufferedBytes: number;
   onEventSent?: () => void;
   onSlowConsumer?: () => void;
+  /** A server-side failure ended the watch (logged by the caller). */
+  onError?: (err: unknown) => void;
 }
 
 /** How long a resume ahead of this registry's revision waits for it before answering revision_ahead. */
@@ -40,7 +49,7 @@ const AHEAD_GRACE_MS = 2000;
 const CATCH_UP_PAGE = 500;
 
 export function startWatchSession(options: WatchSessionOptions): { stop(): void } {
-  const { registry, hub, sink, filter, maxBufferedBytes, bookmarkMs } = options;
+  const { registry, hub, snapshots, sink, filter, maxBufferedBytes, bookmarkMs } = options;
   let stopped = false;
   let catchingUp = false;
   let pending: (PublishedEvent | PublishedNotice)[] = [];
@@ -119,16 +128,14 @@ export function startWatchSession(options: WatchSessionOptions): { stop(): void 
   const begin = () => {
     if (stopped) return;
     if (since === undefined) {
-      // Snapshot and subscription happen in one synchronous step with nothing uncommitted in memory:
-      // no change can fall between them or be counted twice.
+      // Snapshot capture and subscription happen in one synchronous step with nothing uncommitted in memory:
+      // no change can fall between them or be counted twice. The snapshot's bytes are then built and sent
+      // over later turns (snapshot-pages.ts) while live events wait in `pending`, as during a catch-up.
       // `items` (instances) is always there, empty when only Services are watched; `services` only when asked.
-      const snapshot = wantsKind(filter, 'instances') ? registry.snapshot(filter) : { revision: registry.revision, items: [] };
-      const message: Record<string, unknown> = { type: 'SNAPSHOT', revision: snapshot.revision, items: snapshot.items satisfies Instance[] };
-      if (wantsKind(filter, 'services')) message.services = registry.serviceSnapshot(filter);
+      const snapshot = snapshots.acquire(filter);
+      catchingUp = true;
       subscribe();
-      sink.sendMessage(message, snapshot.revision);
-      lastSentAt = Date.now();
-      if (sink.buffered() > maxBufferedBytes) return tooSlow();
+      void sendSnapshot(snapshot);
     } else if (since > registry.revision) {
       return fail(
         'revision_ahead',
@@ -158,6 +165,49 @@ export function startWatchSession(options: WatchSessionOptions): { stop(): void 
   };
   void start();
 
+  /**
+   * The snapshot part by part, each once the one before left (so a watcher holds one part in its buffer,
+   * not the whole snapshot, and a big snapshot is not mistaken for a slow consumer), within the write window
+   * shared by all watchers; then the events that came meanwhile.
+   */
+  async function sendSnapshot(snapshot: SharedSnapshot) {
+    try {
+      await sendSnapshotParts(snapshot);
+    } catch (err) {
+      // A failed build is a server bug: end this watch with "internal error" and let the client reconnect.
+      options.onError?.(err);
+      stop();
+      sink.close(1011, 'internal_error: the snapshot could not be built; reconnect');
+      return;
+    }
+    if (stopped) return;
+    lastSentAt = Date.now();
+    flushPending();
+  }
+
+  async function sendSnapshotParts(snapshot: SharedSnapshot) {
+    try {
+      for (let index = 0; ; index++) {
+        const next = await snapshot.part(index);
+        if (next === undefined || stopped) break;
+        await snapshots.send(next.part.length, () => (stopped ? Promise.resolve() : sink.sendSnapshotPart(next.part, index === 0, next.last, snapshot.revision)));
+      }
+    } finally {
+      snapshots.release(snapshot);
+    }
+  }
+
+  function flushPending() {
+    catchingUp = false;
+    const queued = pending;
+    pending = [];
+    pendingBytes = 0;
+    for (const event of queued) {
+      if (stopped) return;
+      send(event);
+    }
+  }
+
   async function catchUp(from: number, upTo: number) {
     let cursor = from;
     while (!stopped) {
@@ -186,14 +236,7 @@ export function startWatchSession(options: WatchSessionOptions): { stop(): void 
       await new Promise((resolve) => setImmediate(resolve));
     }
     if (stopped) return;
-    catchingUp = false;
-    const queued = pending;
-    pending = [];
-    pendingBytes = 0;
-    for (const event of queued) {
-      if (stopped) return;
-      send(event);
-    }
+    flushPending();
   }
 
   return { stop };
