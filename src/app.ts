@@ -35,7 +35,6 @@ import { createRegistry } from './registry/registry.js';
 import { parseCidr, type Cidr } from './registry/virtual-ips.js';
 import { createInstanceStore } from './store/instance-store.js';
 import { migrate, pendingMigrations } from './store/migrate.js';
-import { openEtcdBackend } from './store/etcd/backend.js';
 import { openDatabase, type Db } from './store/open.js';
 import { createWatchHub } from './watch/hub.js';
 import { VERSION } from './version.js';
@@ -67,7 +66,11 @@ export async function buildApp(deps: AppDeps) {
   const hub = createWatchHub();
   const metrics = createMetrics({ collectDefaults: deps.processMetrics ?? false });
   // The store (README "High availability on etcd"): SQLite in this process, or etcd shared by every replica.
-  const etcd = config.store === 'etcd' ? await openEtcdBackend(config, hub, clock, (err, what) => app.log.warn({ err }, 'etcd %s failed', what)) : undefined;
+  // The etcd client (gRPC, protobuf) costs about 25 MiB of memory: loaded only by replicas that use it.
+  const etcd =
+    config.store === 'etcd'
+      ? await (await import('./store/etcd/backend.js')).openEtcdBackend(config, hub, clock, (err, what) => app.log.warn({ err }, 'etcd %s failed', what))
+      : undefined;
   const db: Db | undefined = etcd ? undefined : openDatabase(databaseFile(config.dataDir));
   if (db) migrate(db);
   const registry = etcd?.registry ?? createRegistry({
