@@ -31,6 +31,7 @@ interface JsonSchema {
   maxLength?: number;
   minimum?: number;
   maximum?: number;
+  minItems?: number;
   maxItems?: number;
   pattern?: string;
   default?: unknown;
@@ -111,9 +112,13 @@ function validValue(schema: JsonSchema, name = ''): fc.Arbitrary<unknown> {
       return fc.double({ noNaN: true, noDefaultInfinity: true });
     case 'string':
       if (name === 'address') return fc.oneof(fc.constantFrom(...ADDRESSES), fc.ipV4(), fc.ipV6());
+      // Lease renewals name instances by their namespace/service/id key (the spec's pattern says so).
+      if (name === 'instances' && schema.pattern !== undefined) {
+        return fc.tuple(fc.constantFrom(...NAME_POOL), fc.constantFrom(...NAME_POOL), fc.constantFrom(...ID_POOL)).map(([n, s, i]) => `${n}/${s}/${i}`);
+      }
       return plainString(schema.minLength ?? 0, schema.maxLength ?? 64);
     case 'array':
-      return fc.array(validValue(schema.items ?? {}, name), { maxLength: Math.min(schema.maxItems ?? 8, 6) });
+      return fc.array(validValue(schema.items ?? {}, name), { minLength: Math.min(schema.minItems ?? 0, 6), maxLength: Math.min(schema.maxItems ?? 8, 6) });
     case 'object': {
       const props = schema.properties ?? {};
       if (Object.keys(props).length > 0) {
@@ -267,6 +272,9 @@ const QUERY_VALID: Record<string, string[]> = {
   listen: ['80', '8080', '127.0.0.1:8080', '[::1]:9000'],
   service: ['web', 'api,web'],
   resources: ['instances', 'services', 'services,instances'],
+  // A revision the registry has not reached waits up to `wait` (10 s by default) for it, then answers 504: the
+  // run would spend its time waiting. Reached revisions are what is fuzzed here; the wait has its own tests.
+  minRevision: ['0', '1'],
 };
 const QUERY_INVALID: Record<string, string[]> = {
   wait: ['', '10', '6m', '1h', 'fast', '1.5s', '-1s'],
@@ -500,8 +508,9 @@ function check(req: Generated, res: Answer, model: Map<string, ModelInstance>, t
   const onInstance = req.op.path === INSTANCE_OP || req.op.path === `${INSTANCE_OP}/heartbeat`;
   const routed = req.method === req.op.method && req.pathOk;
   if (!onInstance || !routed) {
-    // A watch without an upgrade or Accept: text/event-stream is documented as 426 (streams are tested apart).
-    const expectedError = req.op.path === '/v1/watch' ? 426 : undefined;
+    // A watch without an upgrade or Accept: text/event-stream, and the lease stream without an upgrade, are
+    // documented as 426 (streams are tested apart).
+    const expectedError = req.op.path === '/v1/watch' || req.op.path === '/v1/leases' ? 426 : undefined;
     if (req.kind === 'valid' && expectedError !== undefined && res.status !== expectedError) return `expected ${expectedError}, got ${res.status}`;
     // Services (virtual IPs), discovery and whoami have rules beyond their schema (a free address in the range, a
     // Service that exists) that this model does not track: for them only the properties above hold.
