@@ -34,6 +34,7 @@ import { createRegistry } from './registry/registry.js';
 import { parseCidr, type Cidr } from './registry/virtual-ips.js';
 import { createInstanceStore } from './store/instance-store.js';
 import { migrate, pendingMigrations } from './store/migrate.js';
+import { openEtcdBackend } from './store/etcd/backend.js';
 import { openDatabase, type Db } from './store/open.js';
 import { createWatchHub } from './watch/hub.js';
 import { VERSION } from './version.js';
@@ -62,13 +63,14 @@ export async function buildApp(deps: AppDeps) {
   // First, so a bad auth file stops the start before anything is opened.
   const auth = createAuthSource({ adminToken: config.token, authFile: config.authFile });
   const tls = loadServerTls(config);
-  const db: Db = openDatabase(databaseFile(config.dataDir));
-  migrate(db);
-  const store = createInstanceStore(db, { historySize: config.historySize });
   const hub = createWatchHub();
   const metrics = createMetrics({ collectDefaults: deps.processMetrics ?? false });
-  const registry = createRegistry({
-    store,
+  // The store (README "High availability on etcd"): SQLite in this process, or etcd shared by every replica.
+  const etcd = config.store === 'etcd' ? await openEtcdBackend(config, hub, clock, (err, what) => app.log.warn({ err }, 'etcd %s failed', what)) : undefined;
+  const db: Db | undefined = etcd ? undefined : openDatabase(databaseFile(config.dataDir));
+  if (db) migrate(db);
+  const registry = etcd?.registry ?? createRegistry({
+    store: createInstanceStore(db!, { historySize: config.historySize }),
     hub,
     clock,
     maxExpiriesPerSweep: config.maxExpiriesPerSweep,
@@ -175,8 +177,9 @@ export async function buildApp(deps: AppDeps) {
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
   const notReadyReason = () => {
-    if (!db.open) return 'The database is closed.';
-    const pending = pendingMigrations(db);
+    if (etcd) return etcd.notReadyReason();
+    if (!db!.open) return 'The database is closed.';
+    const pending = pendingMigrations(db!);
     return pending.length > 0 ? `Migrations not applied: ${pending.join(', ')}.` : null;
   };
 
@@ -243,7 +246,8 @@ export async function buildApp(deps: AppDeps) {
   // Leases run once clients can reach the server: the restart grace starts there, not when the database was
   // loaded, and nothing sweeps before anyone could heartbeat. (Apps only inject()ed sweep by hand.)
   app.addHook('onListen', async () => {
-    if (keeperStarted) return;
+    // On etcd, leases are etcd's: it expires them and every replica sees the delete on its watch.
+    if (keeperStarted || etcd) return;
     keeperStarted = true;
     registry.startLeases();
     stopKeeper = startLeaseKeeper(registry, {
@@ -270,7 +274,8 @@ export async function buildApp(deps: AppDeps) {
       app.log.warn({ err }, 'could not save heartbeat times at shutdown');
     }
     registry.flushNow();
-    db.close();
+    db?.close();
+    await etcd?.close();
   });
 
   return app;

@@ -132,6 +132,31 @@ export const configSchema = z.object({
   tlsKey: z.string().min(1).optional(),
   /** PEM CA bundle: clients must present a certificate it signed (mutual TLS). */
   tlsClientCa: z.string().min(1).optional(),
+
+  // Storage backend (README "High availability on etcd"): sqlite (one process, the default) or etcd (several
+  // stateless replicas over one etcd cluster).
+  store: z.enum(['sqlite', 'etcd']).default('sqlite'),
+  /** etcd client URLs, comma-separated (http:// or https://). */
+  etcdEndpoints: z
+    .union([z.string(), z.array(z.string())])
+    .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((e) => e.trim()).filter((e) => e !== ''))
+    .pipe(z.array(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })).min(1, 'needs at least one URL'))
+    .default(['http://127.0.0.1:2379']),
+  /** Every key rollcall writes lives under this prefix: several registries can share one etcd cluster. */
+  etcdPrefix: z
+    .string()
+    .regex(/^\/[A-Za-z0-9_./-]*[A-Za-z0-9_.-]$/, 'must start with "/", not end with "/", and use letters, digits, "_", ".", "-" and "/"')
+    .default('/rollcall'),
+  /** PEM CA bundle that signed the etcd members' certificates (https:// endpoints). */
+  etcdCa: z.string().min(1).optional(),
+  /** PEM client certificate and key, for etcd clusters that require client certificates. */
+  etcdCert: z.string().min(1).optional(),
+  etcdKey: z.string().min(1).optional(),
+  /** etcd user and password, for clusters with authentication on. */
+  etcdUsername: z.string().min(1).optional(),
+  etcdPassword: z.string().min(1).optional(),
+  /** An etcd call that takes longer fails: writes answer 503 store_unavailable instead of hanging. */
+  etcdTimeout: duration.pipe(z.number().int().min(100).max(600_000)).default(5000),
 }).refine((c) => c.headersTimeoutMs <= c.requestTimeoutMs, {
   message: 'must not exceed requestTimeoutMs (the headers are part of the request)',
   path: ['headersTimeoutMs'],
@@ -144,6 +169,12 @@ export const configSchema = z.object({
   }
   if (c.tlsClientCa !== undefined && c.tlsCert === undefined) {
     ctx.addIssue({ code: 'custom', path: ['tlsClientCa'], message: 'needs --tls-cert and --tls-key (mutual TLS is TLS)' });
+  }
+  if ((c.etcdCert === undefined) !== (c.etcdKey === undefined)) {
+    ctx.addIssue({ code: 'custom', path: [c.etcdCert === undefined ? 'etcdCert' : 'etcdKey'], message: '--etcd-cert and --etcd-key go together' });
+  }
+  if ((c.etcdUsername === undefined) !== (c.etcdPassword === undefined)) {
+    ctx.addIssue({ code: 'custom', path: [c.etcdUsername === undefined ? 'etcdUsername' : 'etcdPassword'], message: '--etcd-username and ROLLCALL_ETCD_PASSWORD go together' });
   }
 });
 
@@ -181,6 +212,15 @@ const ENV: Record<string, keyof Config> = {
   ROLLCALL_TLS_CERT: 'tlsCert',
   ROLLCALL_TLS_KEY: 'tlsKey',
   ROLLCALL_TLS_CLIENT_CA: 'tlsClientCa',
+  ROLLCALL_STORE: 'store',
+  ROLLCALL_ETCD_ENDPOINTS: 'etcdEndpoints',
+  ROLLCALL_ETCD_PREFIX: 'etcdPrefix',
+  ROLLCALL_ETCD_CA: 'etcdCa',
+  ROLLCALL_ETCD_CERT: 'etcdCert',
+  ROLLCALL_ETCD_KEY: 'etcdKey',
+  ROLLCALL_ETCD_USERNAME: 'etcdUsername',
+  ROLLCALL_ETCD_PASSWORD: 'etcdPassword',
+  ROLLCALL_ETCD_TIMEOUT: 'etcdTimeout',
 };
 
 /** Flags win over environment variables, which win over defaults. Throws a RollcallError naming bad settings. */

@@ -26,6 +26,10 @@ export const ERROR_CODES = {
   too_many_connections: 503,
   too_many_watchers: 503,
   storage_full: 503,
+  // The etcd backend (README "High availability on etcd").
+  store_unavailable: 503,
+  revision_compacted: 410,
+  revision_not_reached: 504,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

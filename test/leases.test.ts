@@ -1,6 +1,7 @@
 // Leases with an injected clock: exact expiry, renewal, restart grace, bounded sweeps, and the event log.
 import t from 'tap';
 import { createManualClock } from '../src/registry/clock.js';
+import type { ChangeEvent } from '../src/registry/types.js';
 import { buildTestApp } from './helper.js';
 
 const BASE = '/v1/namespaces/default/services/web/instances';
@@ -47,7 +48,7 @@ t.test('the exact event sequence: register, patch, expire, register, deregister'
   app.registry.expireDue();
   await app.inject(reg('a', 1));
   await app.inject({ method: 'DELETE', url: `${BASE}/a` });
-  const events = app.registry.eventsAfter({}, 0, 100, 100);
+  const events = (await app.registry.eventsAfter({}, 0, 100, 100)) as ChangeEvent[];
   t.same(
     events.map((e) => [e.revision, e.type, e.reason, e.instance.status]),
     [

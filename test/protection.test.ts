@@ -38,7 +38,7 @@ t.test('40 of 100 stop heartbeating at once: protection, nobody evicted, the lap
   t.ok(flagged.every((i) => i.lapsedAt === new Date(clock.now()).toISOString()), 'with the time they lapsed');
   t.ok(items.filter((i) => !ids(60, 100).includes(i.id)).every((i) => !('lapsed' in i)), 'the others look as before');
 
-  const events = app.registry.eventsAfter({}, before, app.registry.revision, 1000);
+  const events = (await app.registry.eventsAfter({}, before, app.registry.revision, 1000));
   t.equal(events.length, 40, 'flagging is a change: one MODIFIED per lapsed instance');
   t.ok(events.every((e) => e.type === 'MODIFIED' && e.reason === 'lapsed' && e.instance.lapsed === true));
 
@@ -71,13 +71,13 @@ t.test('the 40 resume: they are back to normal, protection ends, nobody was evic
   const renewed = await beat(app, ids(60, 100));
   t.ok(renewed.every((i) => !('lapsed' in i) && i.expiresAt === new Date(clock.now() + 10_000).toISOString()), 'renewed, unflagged');
   await app.registry.settled();
-  const events = app.registry.eventsAfter({}, before, app.registry.revision, 1000);
+  const events = (await app.registry.eventsAfter({}, before, app.registry.revision, 1000));
   t.same([events.length, new Set(events.map((e) => `${e.type}/${e.reason}`))], [40, new Set(['MODIFIED/recovered'])]);
   t.equal(app.registry.expireDue(), 0);
   t.equal(app.registry.protection().active, false, 'protection ended as renewals recovered');
   t.equal(listed(app).length, 100, 'nobody was evicted');
   t.ok(listed(app).every((i) => !('lapsed' in i)));
-  t.equal(app.registry.eventsAfter({}, 0, app.registry.revision, 1000).filter((e) => e.type === 'DELETED').length, 0);
+  t.equal((await app.registry.eventsAfter({}, 0, app.registry.revision, 1000)).filter((e) => e.type === 'DELETED').length, 0);
 
   // And the leases of the 40 run normally again: silent for a TTL, a few of them expire without protection.
   clock.advance(5000);
@@ -110,7 +110,7 @@ t.test('the 40 never resume: they expire after the maximum, a bounded few per sw
   const items = listed(app);
   t.equal(items.length, 60);
   t.ok(items.every((i) => !('lapsed' in i)));
-  const expired = app.registry.eventsAfter({}, 0, app.registry.revision, 1000).filter((e) => e.type === 'DELETED');
+  const expired = (await app.registry.eventsAfter({}, 0, app.registry.revision, 1000)).filter((e) => e.type === 'DELETED');
   t.ok(expired.length === 40 && expired.every((e) => e.reason === 'expired'), 'each one DELETED, reason expired');
 
   // Protection can begin again for a later mass lapse (it did not get stuck off either).

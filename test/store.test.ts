@@ -28,8 +28,8 @@ t.test('the event log keeps historySize events, trims as it writes, and records 
   }
   t.equal(app.registry.revision, 250);
   t.equal(app.registry.compactedRevision(), 150);
-  const kept = app.registry.eventsAfter({}, 150, 250, 1000);
+  const kept = (await app.registry.eventsAfter({}, 150, 250, 1000));
   t.equal(kept.length, 100);
   t.equal(kept[0]!.revision, 151);
-  t.same(app.registry.eventsAfter({}, 0, 150, 1000), [], 'trimmed events are gone');
+  t.same((await app.registry.eventsAfter({}, 0, 150, 1000)), [], 'trimmed events are gone');
 });

@@ -32,6 +32,14 @@ export function addServeCommand(program: Command) {
     .option('--tls-cert <file>', 'PEM certificate chain: serve HTTPS and WSS (reloaded on SIGHUP)')
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
     .option('--tls-client-ca <file>', 'PEM CA bundle: require client certificates it signed (mutual TLS)')
+    .option('--store <kind>', 'sqlite (one process, default) or etcd (replicas over an etcd cluster)')
+    .option('--etcd-endpoints <urls>', 'etcd client URLs, comma-separated (default http://127.0.0.1:2379)')
+    .option('--etcd-prefix <prefix>', 'key prefix of this registry in etcd (default /rollcall)')
+    .option('--etcd-ca <file>', 'PEM CA bundle of the etcd members (https endpoints)')
+    .option('--etcd-cert <file>', 'PEM client certificate for etcd')
+    .option('--etcd-key <file>', 'PEM private key of --etcd-cert')
+    .option('--etcd-username <user>', 'etcd user (the password comes from ROLLCALL_ETCD_PASSWORD)')
+    .option('--etcd-timeout <duration>', 'an etcd call slower than this fails with 503 store_unavailable (default 5s)')
     .action(async (opts: Record<string, string | boolean | undefined>) => {
       let config;
       try {
@@ -62,6 +70,14 @@ export function addServeCommand(program: Command) {
             tlsCert: opts.tlsCert,
             tlsKey: opts.tlsKey,
             tlsClientCa: opts.tlsClientCa,
+            store: opts.store,
+            etcdEndpoints: opts.etcdEndpoints,
+            etcdPrefix: opts.etcdPrefix,
+            etcdCa: opts.etcdCa,
+            etcdCert: opts.etcdCert,
+            etcdKey: opts.etcdKey,
+            etcdUsername: opts.etcdUsername,
+            etcdTimeout: opts.etcdTimeout,
           },
           process.env,
         );

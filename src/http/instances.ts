@@ -3,10 +3,14 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Metrics } from '../metrics.js';
 import type { Registry } from '../registry/registry.js';
-import { errorResponses, instanceList, instanceParams, listInstancesQuery, serviceParams } from '../schemas/api.js';
+import { RollcallError } from '../errors.js';
+import { errorResponses, instanceList, instanceParams, listInstancesQuery, parseWait, serviceParams } from '../schemas/api.js';
 import { instance, patchBody, registerBody } from '../schemas/instance.js';
 import type { WatchHub } from '../watch/hub.js';
 import { awaitChange } from './long-poll.js';
+
+/** How long a list with minRevision waits for this replica to apply it, unless `wait` says otherwise. */
+const MIN_REVISION_WAIT_MS = 10_000;
 
 export interface InstanceRoutesOptions {
   registry: Registry;
@@ -132,12 +136,18 @@ export const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = asyn
           'An unknown service lists empty. With `index`, a blocking query: answers as soon as this service changed after revision `index`, else after `wait`. The X-Rollcall-Revision header carries the revision.',
         params: serviceParams,
         querystring: listInstancesQuery,
-        response: { 200: instanceList, ...errorResponses(400, 401) },
+        response: { 200: instanceList, ...errorResponses(400, 401, 504) },
       },
     },
     async (req, reply) => {
       const { namespace, service } = req.params;
-      const { status, tag, zone, index, wait } = req.query;
+      const { status, tag, zone, index, wait, minRevision } = req.query;
+      if (minRevision !== undefined && !(await registry.waitForRevision(minRevision, wait === undefined ? MIN_REVISION_WAIT_MS : parseWait(wait)!))) {
+        throw new RollcallError(
+          'revision_not_reached',
+          `This replica has applied revision ${registry.revision}, not yet ${minRevision}; retry, or ask the replica that wrote it.`,
+        );
+      }
       await awaitChange({ registry, hub, metrics, shutdown, reply }, { namespace, service }, index, wait);
       await registry.settled();
       const list = registry.list({

@@ -5,8 +5,10 @@ import type { PutServiceInput, Service, WatchResource } from '../schemas/service
 import type { InstanceStore } from '../store/instance-store.js';
 import type { WatchHub } from '../watch/hub.js';
 import type { Clock } from './clock.js';
-import { createInstanceIndex, type ListFilter } from './instance-index.js';
+import { createInstanceIndex } from './instance-index.js';
 import { createLeaseQueue } from './leases.js';
+import { createRegistryReads } from './reads.js';
+import { applyChanges, sameRegistration } from './rules.js';
 import { createSelfPreservation, type LeaveReason, type SelfPreservationOptions } from './self-preservation.js';
 import { createServiceRules } from './services.js';
 import { toApiInstance, type ChangeEvent, type InstanceRecord, type RegistryChange, type ServiceChangeEvent, type ServiceRecord } from './types.js';
@@ -47,23 +49,7 @@ export interface ProtectionChange {
 
 export type { ListFilter } from './instance-index.js';
 
-export interface ServiceSummary {
-  name: string;
-  instances: number;
-  up: number;
-  /** Only for a service that has an explicit Service (a stable address). */
-  virtualIP?: string;
-  ports?: Service['ports'];
-}
-
-export interface NamespaceSummary {
-  name: string;
-  services: number;
-  instances: number;
-}
-
-/** What a registration says, without the times and revisions the registry adds. */
-type RegistrationFields = Omit<InstanceRecord, 'registeredAt' | 'lastHeartbeatAt' | 'expiresAt' | 'revision' | 'createRevision' | 'lapsedAt'>;
+export type { NamespaceSummary, ServiceSummary } from './reads.js';
 
 export function createRegistry(options: RegistryOptions) {
   const { store, hub, clock } = options;
@@ -71,7 +57,7 @@ export function createRegistry(options: RegistryOptions) {
   const leases = createLeaseQueue();
   // Reads are served from here; the store keeps the durable copy.
   const index = createInstanceIndex();
-  const { namespaces, find } = index;
+  const { find } = index;
   const put = index.put;
   const drop = index.drop;
   // Self-preservation: the policy, the instances it holds lapsed (out of the lease heap), and how many of
@@ -264,47 +250,19 @@ export function createRegistry(options: RegistryOptions) {
     commit: commitService,
   });
 
-  /** Event log access for watch resumption: instance events only unless `resources` says otherwise. */
-  function eventsAfter(filter: { namespace?: string; service?: string }, after: number, upTo: number, limit: number): ChangeEvent[];
-  function eventsAfter(
+  const reads = createRegistryReads({ index, services: () => serviceRules, revision: () => committedRevision, api });
+
+  /**
+   * Event log access for watch resumption: changes with after < revision <= upTo, oldest first, instance events
+   * only unless `resources` says otherwise. Async like the etcd backend's, whose history is etcd's.
+   */
+  async function eventsAfter(
     filter: { namespace?: string; service?: string; resources?: readonly WatchResource[] },
     after: number,
     upTo: number,
     limit: number,
-  ): RegistryChange[];
-  function eventsAfter(
-    filter: { namespace?: string; service?: string; resources?: readonly WatchResource[] },
-    after: number,
-    upTo: number,
-    limit: number,
-  ): RegistryChange[] {
+  ): Promise<RegistryChange[]> {
     return store.readEvents(filter, after, upTo, limit);
-  }
-
-  /** The given fields over base: PUT applies them over the defaults, PATCH over the current registration. */
-  function applyChanges<T extends RegistrationFields>(base: T, input: PatchInput): T {
-    return {
-      ...base,
-      status: input.status ?? base.status,
-      weight: input.weight ?? base.weight,
-      zone: input.zone === undefined ? base.zone : input.zone,
-      tags: input.tags ?? base.tags,
-      metadata: input.metadata ?? base.metadata,
-      ttlSeconds: input.ttlSeconds ?? base.ttlSeconds,
-    };
-  }
-
-  function sameRegistration(a: RegistrationFields, b: RegistrationFields): boolean {
-    return (
-      a.address === b.address &&
-      a.port === b.port &&
-      a.status === b.status &&
-      a.weight === b.weight &&
-      a.zone === b.zone &&
-      a.ttlSeconds === b.ttlSeconds &&
-      JSON.stringify(a.tags) === JSON.stringify(b.tags) &&
-      JSON.stringify(a.metadata) === JSON.stringify(b.metadata)
-    );
   }
 
   /**
@@ -351,6 +309,14 @@ export function createRegistry(options: RegistryOptions) {
       // A failed batch (disk full) is rolled back in memory too: what is left is committed all the same.
       while (batch) await batch.done.catch(() => {});
       return fn();
+    },
+
+    /**
+     * Resolves true once the committed revision reached `revision`, false after timeoutMs (list minRevision;
+     * on etcd a replica's memory may lag another's, here only a later write can get there).
+     */
+    waitForRevision(revision: number, timeoutMs: number): Promise<boolean> {
+      return waitForRevisionVia(hub, () => committedRevision, revision, timeoutMs);
     },
 
     /** Commits an open batch now (shutdown). */
@@ -414,131 +380,17 @@ export function createRegistry(options: RegistryOptions) {
       await committed(undefined);
     },
 
-    get(namespace: string, service: string, id: string): Instance {
-      const existing = find(namespace, service, id);
-      if (!existing) throw instanceNotFound(namespace, service, id);
-      return api(existing);
-    },
-
-    /**
-     * The instance with this id in a namespace, whatever its service: for protocols that name an instance by
-     * id alone (Consul's agent API). Ids are unique per service only; the first service by name wins.
-     * Costs one map lookup per service of the namespace.
-     */
-    findById(namespace: string, id: string): Instance | undefined {
-      const services = namespaces.get(namespace);
-      if (!services) return undefined;
-      for (const name of [...services.keys()].sort()) {
-        const record = services.get(name)!.get(id);
-        if (record) return toApiInstance(record);
-      }
-      return undefined;
-    },
-
-    /** Instances matching filter, sorted by service then id, consistent at `revision`. */
-    list(filter: ListFilter): { revision: number; items: Instance[] } {
-      return { revision: committedRevision, items: index.filter(filter).map(api) };
-    },
-
-    /** Every instance of every namespace (or one namespace), for a watch snapshot. */
-    snapshot(filter: { namespace?: string; service?: string }): { revision: number; items: Instance[] } {
-      const names = filter.namespace === undefined ? [...namespaces.keys()].sort() : [filter.namespace];
-      const items: Instance[] = [];
-      for (const namespace of names) {
-        for (const r of index.filter({ namespace, ...(filter.service === undefined ? {} : { service: filter.service }) })) {
-          items.push(api(r));
-        }
-      }
-      return { revision: committedRevision, items };
-    },
-
-    /**
-     * The services of a namespace: every name that has instances or an explicit Service (a Service with no
-     * instances lists with 0 counts; one with a Service also shows its virtualIP and ports).
-     */
-    services(namespace: string): { revision: number; items: ServiceSummary[] } {
-      const services = namespaces.get(namespace);
-      const explicit = serviceRules.inNamespace(namespace);
-      const names = new Set([...(services?.keys() ?? []), ...explicit.keys()]);
-      const items: ServiceSummary[] = [];
-      for (const name of [...names].sort()) {
-        const ids = services?.get(name);
-        let up = 0;
-        for (const r of ids?.values() ?? []) if (r.status === 'up') up++;
-        const item: ServiceSummary = { name, instances: ids?.size ?? 0, up };
-        const svc = explicit.get(name);
-        if (svc) {
-          item.virtualIP = svc.virtualIP;
-          item.ports = svc.ports;
-        }
-        items.push(item);
-      }
-      return { revision: committedRevision, items };
-    },
-
-    /** Namespaces with instances or Services; `services` counts names that have either. */
-    namespaces(): { revision: number; items: NamespaceSummary[] } {
-      const items: NamespaceSummary[] = [];
-      const names = new Set([...namespaces.keys(), ...serviceRules.namespaces()]);
-      for (const name of [...names].sort()) {
-        const services = namespaces.get(name);
-        let instances = 0;
-        for (const ids of services?.values() ?? []) instances += ids.size;
-        const serviceNames = new Set([...(services?.keys() ?? []), ...serviceRules.inNamespace(name).keys()]);
-        items.push({ name, services: serviceNames.size, instances });
-      }
-      return { revision: committedRevision, items };
-    },
+    ...reads,
 
     /** PUT a Service: created=true when new. An identical PUT changes nothing (no revision, no event). */
     async putService(namespace: string, name: string, input: PutServiceInput): Promise<{ service: Service; created: boolean }> {
       return committed(serviceRules.put(namespace, name, input));
     },
 
-    getService(namespace: string, name: string): Service {
-      return serviceRules.get(namespace, name);
-    },
-
-    /** The Service of that name, or undefined: for adapters that answer "none" rather than 404 (DNS). */
-    findService(namespace: string, name: string): Readonly<ServiceRecord> | undefined {
-      return serviceRules.inNamespace(namespace).get(name);
-    },
-
     /** Deletes the Service and releases its address; the service's instances stay registered. */
     async deleteService(namespace: string, name: string): Promise<void> {
       serviceRules.delete(namespace, name);
       await committed(undefined);
-    },
-
-    /** Services for a watch snapshot (every namespace, one, or one Service), sorted by namespace then name. */
-    serviceSnapshot(filter: { namespace?: string; service?: string }): Service[] {
-      return serviceRules.list(filter);
-    },
-
-    /** The --service-cidr in force and how much of it is used. */
-    serviceCidrUsage() {
-      return serviceRules.usage();
-    },
-
-    /**
-     * The live service → id → record maps of one namespace, not copied, for adapters that answer straight from
-     * memory (DNS). Read them synchronously and keep nothing: the next write changes them in place.
-     */
-    liveNamespace(namespace: string): ReadonlyMap<string, ReadonlyMap<string, Readonly<InstanceRecord>>> | undefined {
-      return namespaces.get(namespace);
-    },
-
-    /** Counts of instances by namespace/service/status, for metrics. */
-    countByStatus(): { namespace: string; service: string; status: string; count: number }[] {
-      const out: { namespace: string; service: string; status: string; count: number }[] = [];
-      for (const [namespace, services] of namespaces) {
-        for (const [service, ids] of services) {
-          const counts = new Map<string, number>();
-          for (const r of ids.values()) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
-          for (const [status, count] of counts) out.push({ namespace, service, status, count });
-        }
-      }
-      return out;
     },
 
     /**
@@ -663,6 +515,22 @@ export function createRegistry(options: RegistryOptions) {
 }
 
 export type Registry = ReturnType<typeof createRegistry>;
+
+/** Waits for a published change at or past `revision`, by the hub every backend publishes through. */
+export function waitForRevisionVia(hub: WatchHub, current: () => number, revision: number, timeoutMs: number): Promise<boolean> {
+  if (revision <= current()) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const unsubscribe = hub.subscribe({ resources: ['instances', 'services'] }, (e) => {
+      if (e.event.revision >= revision) finish(true);
+    });
+    const timer = setTimeout(() => finish(current() >= revision), timeoutMs);
+    function finish(ok: boolean) {
+      clearTimeout(timer);
+      unsubscribe();
+      resolve(ok);
+    }
+  });
+}
 
 /** SQLite's "disk full" becomes the API's storage_full; other storage errors stay what they are. */
 function storageError(err: unknown): unknown {

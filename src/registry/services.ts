@@ -95,20 +95,39 @@ export function createServiceRules(options: ServiceRulesOptions) {
   return {
     toApi: toApiService,
 
-    put(namespace: string, name: string, input: PutServiceInput): { service: Service; created: boolean } {
+    /**
+     * What a PUT would write, without writing it: the Service unchanged, or the record to commit (a new one has
+     * its address claimed in memory: `claimed`, handed back with unclaim() when the write does not happen).
+     */
+    plan(
+      namespace: string,
+      name: string,
+      input: PutServiceInput,
+    ): { service: Service } | { type: 'ADDED' | 'MODIFIED'; reason: 'created' | 'updated'; record: ServiceRecord; claimed?: string } {
       const existing = find(namespace, name);
       const ports = normalizePorts(input.ports);
       const virtualIP = chooseVirtualIp(namespace, name, existing, input.virtualIP);
-      if (existing && samePorts(existing.ports, ports)) return { service: toApiService(existing), created: false };
-      const record: ServiceRecord = existing
-        ? { ...existing, ports }
-        : { namespace, name, virtualIP, ports, createdAt: options.now(), revision: 0, createRevision: 0 };
+      if (existing && samePorts(existing.ports, ports)) return { service: toApiService(existing) };
+      if (existing) return { type: 'MODIFIED', reason: 'updated', record: { ...existing, ports } };
+      const record: ServiceRecord = { namespace, name, virtualIP, ports, createdAt: options.now(), revision: 0, createRevision: 0 };
+      return { type: 'ADDED', reason: 'created', record, claimed: virtualIP };
+    },
+
+    /** Hands back an address plan() claimed for a write that did not happen (unless a Service holds it now). */
+    unclaim(ip: string): void {
+      for (const names of byNamespace.values()) for (const r of names.values()) if (r.virtualIP === ip) return;
+      ips.release(ip);
+    },
+
+    put(namespace: string, name: string, input: PutServiceInput): { service: Service; created: boolean } {
+      const plan = this.plan(namespace, name, input);
+      if ('service' in plan) return { service: plan.service, created: false };
       try {
-        const event = options.commit(existing ? 'MODIFIED' : 'ADDED', existing ? 'updated' : 'created', record);
-        return { service: event.service, created: !existing };
+        const event = options.commit(plan.type, plan.reason, plan.record);
+        return { service: event.service, created: plan.type === 'ADDED' };
       } catch (err) {
         // Nothing was written: hand the address back so it is not lost until a restart.
-        if (!existing) ips.release(virtualIP);
+        if (plan.claimed !== undefined) ips.release(plan.claimed);
         throw err;
       }
     },
@@ -140,6 +159,8 @@ export function createServiceRules(options: ServiceRulesOptions) {
         };
       }
       remember(r);
+      // A Service another replica created (etcd) holds its address here too; a no-op when put() claimed it.
+      ips.hold(r.virtualIP);
       return () => {
         if (previous) remember(previous);
         else {

@@ -46,6 +46,15 @@ export const listInstancesQuery = z
     tag: z.string().min(1).max(64).optional(),
     zone: z.string().min(1).max(64).optional(),
     ...blockingQuery,
+    minRevision: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .meta({
+        description:
+          'Read-your-writes across replicas (etcd backend): answer only once this replica has applied this revision, waiting at most `wait` (default 10s); else 504 revision_not_reached',
+      }),
   })
   .strict();
 

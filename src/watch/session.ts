@@ -4,7 +4,7 @@ import type { Registry } from '../registry/registry.js';
 import type { Instance } from '../schemas/instance.js';
 import { PublishedEvent, PublishedNotice, wantsKind, type WatchFilter, type WatchHub } from './hub.js';
 
-export type WatchErrorCode = 'revision_compacted' | 'revision_ahead';
+export type WatchErrorCode = 'revision_compacted' | 'revision_ahead' | 'store_unavailable';
 
 /** Close code sent to a watcher that fell too far behind; it resumes with sinceRevision. */
 export const SLOW_CONSUMER_CLOSE = 4008;
@@ -156,7 +156,17 @@ export function startWatchSession(options: WatchSessionOptions): { stop(): void 
       if (registry.compactedRevision() > cursor) {
         return fail('revision_compacted', `History up to revision ${registry.compactedRevision()} was trimmed while resuming; list again.`);
       }
-      const page = registry.eventsAfter(filter, cursor, upTo, CATCH_UP_PAGE);
+      let page;
+      try {
+        page = await registry.eventsAfter(filter, cursor, upTo, CATCH_UP_PAGE);
+      } catch (err) {
+        // The etcd backend learns of compaction only when it reads the history; anything else (etcd gone) ends
+        // the stream too: the client resumes from the last revision it saw, on this replica or another.
+        if (stopped) return;
+        const code = (err as { code?: unknown }).code === 'revision_compacted' ? 'revision_compacted' : 'store_unavailable';
+        return fail(code, (err as Error).message);
+      }
+      if (stopped) return;
       for (const event of page) {
         if (stopped) return;
         send(new PublishedEvent(event));

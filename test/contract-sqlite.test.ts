@@ -1,0 +1,9 @@
+// The contract suite on the SQLite backend (the default).
+import t from 'tap';
+import { contractSuite } from './contract.js';
+import { startServer } from './helper.js';
+
+contractSuite(t, async (t) => {
+  const { url } = await startServer(t, { config: { sweepMs: 50 } });
+  return { url };
+});
