@@ -66,7 +66,12 @@ type WatchMessage =
   | { type: 'BOOKMARK'; revision: number }
   | { type: 'ERROR'; code: string; message: string };
 
-type ViewEvents = { change: [ViewChange]; error: [Error] };
+/**
+ * 'change': coalesced, at most once per turn of the event loop. 'event': every ADDED/MODIFIED/DELETED the view
+ * applies, one by one, in revision order (each revision once, also across reconnects and replicas); a relist
+ * (SNAPSHOT) is not an event, only a 'change'.
+ */
+type ViewEvents = { change: [ViewChange]; event: [RegistryEvent | ServiceEvent]; error: [Error] };
 
 /** Close code the registry uses for a watcher that fell too far behind (issue 3). */
 export const SLOW_CONSUMER_CLOSE = 4008;
@@ -313,6 +318,7 @@ export class WatchView extends EventEmitter<ViewEvents> {
         this.rev = msg.revision;
         this.revFrom = this.replica;
         this.aheadRefusals = 0;
+        if (this.listenerCount('event') > 0) this.emit('event', msg as RegistryEvent | ServiceEvent);
         this.changed();
         return;
       }
