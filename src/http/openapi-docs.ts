@@ -22,7 +22,8 @@ const BY_STATUS: Record<string, string> = {
   '415': 'Body is not application/json',
   '422': 'Well-formed but not usable here (a virtual IP outside the service range)',
   '426': 'Not a WebSocket upgrade: use a WebSocket client, or Accept: text/event-stream for Server-Sent Events',
-  '503': 'Unavailable for now: not ready (database closed, migration pending), the disk is full (storage_full; reads go on), or too many connections or watchers',
+  '503': 'Unavailable for now: not ready (database closed, migration pending), the disk is full (storage_full; reads go on), etcd unreachable (store_unavailable), or too many connections or watchers',
+  '504': 'minRevision not applied by this replica within the wait (revision_not_reached): retry, or ask the replica that wrote it',
 };
 
 /** Route-specific sentences for the answers that mean different things on different routes. */

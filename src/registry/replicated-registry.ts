@@ -25,8 +25,11 @@ export interface ReplicatedRegistryOptions {
   historyRing: number;
 }
 
-/** Compare-and-swap attempts before a write gives up (each lost race means another write landed). */
-const MAX_ATTEMPTS = 8;
+/**
+ * Compare-and-swap attempts before a write gives up. Each lost race means another write to the same key landed,
+ * so N writers racing on one key need at most N attempts; this bounds a write under a storm of them.
+ */
+const MAX_ATTEMPTS = 64;
 
 function contended(what: string): RollcallError {
   return new RollcallError('store_unavailable', `${what} lost ${MAX_ATTEMPTS} races in a row with concurrent writers; retry.`);
