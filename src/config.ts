@@ -157,6 +157,8 @@ export const configSchema = z.object({
   etcdPassword: z.string().min(1).optional(),
   /** An etcd call that takes longer fails: writes answer 503 store_unavailable instead of hanging. */
   etcdTimeout: duration.pipe(z.number().int().min(100).max(600_000)).default(5000),
+  /** How often the elected replica compacts etcd's history to the last historySize revisions. */
+  etcdCompactInterval: duration.pipe(z.number().int().min(100)).default(300_000),
 }).refine((c) => c.headersTimeoutMs <= c.requestTimeoutMs, {
   message: 'must not exceed requestTimeoutMs (the headers are part of the request)',
   path: ['headersTimeoutMs'],
@@ -221,6 +223,7 @@ const ENV: Record<string, keyof Config> = {
   ROLLCALL_ETCD_USERNAME: 'etcdUsername',
   ROLLCALL_ETCD_PASSWORD: 'etcdPassword',
   ROLLCALL_ETCD_TIMEOUT: 'etcdTimeout',
+  ROLLCALL_ETCD_COMPACT_INTERVAL: 'etcdCompactInterval',
 };
 
 /** Flags win over environment variables, which win over defaults. Throws a RollcallError naming bad settings. */

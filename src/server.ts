@@ -73,7 +73,13 @@ export function startLine(app: App, config: Config): { text: string; url: string
   const docs = `${local}/docs`;
   // The dashboard is only named when this build serves one.
   const dashboard = app.hasRoute({ method: 'GET', url: '/ui' }) || app.hasRoute({ method: 'GET', url: '/ui/' }) ? `${local}/ui` : undefined;
-  const dataDir = config.dataDir === ':memory:' ? ':memory:' : resolve(config.dataDir);
+  // On etcd the data is the cluster's, under the prefix: say where, not a data dir that is never used.
+  const dataDir =
+    config.store === 'etcd'
+      ? `etcd ${config.etcdEndpoints.join(',')} under ${config.etcdPrefix}`
+      : config.dataDir === ':memory:'
+        ? ':memory:'
+        : resolve(config.dataDir);
   const text =
     `rollcall ${VERSION} listening on ${url}${wildcard ? ' (every address)' : ''}; ` +
     `API ${local}/v1, docs ${docs}${dashboard ? `, dashboard ${dashboard}` : ''}; data in ${dataDir}` +

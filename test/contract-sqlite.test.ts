@@ -3,7 +3,7 @@ import t from 'tap';
 import { contractSuite } from './contract.js';
 import { startServer } from './helper.js';
 
-contractSuite(t, async (t) => {
-  const { url } = await startServer(t, { config: { sweepMs: 50 } });
+contractSuite(t, async (t, options = {}) => {
+  const { url } = await startServer(t, { config: { sweepMs: 50, ...options } });
   return { url };
 });

@@ -8,8 +8,11 @@ export interface ContractServer {
   url: string;
 }
 
-/** A fresh, empty registry (its own SQLite file, or its own etcd prefix), closed at t's teardown. */
-export type ServerFactory = (t: Test) => Promise<ContractServer>;
+/**
+ * A fresh, empty registry (its own SQLite file, or its own etcd prefix), closed at t's teardown. historySize: the
+ * revisions kept for resuming (the backend's own default when not given).
+ */
+export type ServerFactory = (t: Test, options?: { historySize?: number }) => Promise<ContractServer>;
 
 const inst = (url: string, id: string, service = 'web', ns = 'default') => `${url}/v1/namespaces/${ns}/services/${service}/instances/${id}`;
 const reg = (port: number, extra: Record<string, unknown> = {}) => ({ address: '127.0.0.1', port, ttlSeconds: 300, ...extra });
@@ -44,6 +47,9 @@ async function readSse(url: string, count: number): Promise<{ event: string; dat
 export function contractSuite(t: Test, start: ServerFactory) {
   t.test('register, identical PUT, replace, patch, get, list, deregister', async (t) => {
     const { url } = await start(t);
+    const ready = await api(`${url}/readyz`);
+    t.equal(ready.status, 200, 'ready as soon as it listens');
+    t.equal(ready.body.protection.active, false);
     const created = await api(inst(url, 'a'), 'PUT', reg(8080, { tags: ['x'], zone: 'z1' }));
     t.equal(created.status, 201, 'a new registration is created');
     const rev = created.body.revision;
@@ -166,6 +172,26 @@ export function contractSuite(t: Test, start: ServerFactory) {
     t.ok(revisions[0] > snapshot.revision && revisions[0] < revisions[1] && revisions[1] < revisions[2], 'revisions increase after the snapshot');
   });
 
+  t.test('a watch of Services and instances sees both kinds, in order', async (t) => {
+    const { url } = await start(t);
+    const watch = await openWatch(url, { namespace: 'default', resources: 'instances,services' });
+    t.teardown(() => watch.socket.close());
+    await waitFor(() => watch.messages.length >= 1, undefined, 'snapshot');
+    t.same(watch.messages[0].services, [], 'the snapshot has Services when asked');
+    const svc = await api(`${url}/v1/namespaces/default/services/web`, 'PUT', { ports: [{ port: 80 }] });
+    await api(inst(url, 'a'), 'PUT', reg(8080));
+    await api(`${url}/v1/namespaces/default/services/web`, 'DELETE');
+    await waitFor(() => changes(watch.messages).length >= 3, undefined, 'three changes');
+    t.same(
+      changes(watch.messages).map((e: any) => [e.type, e.reason, e.service?.virtualIP ?? e.instance.id]),
+      [
+        ['ADDED', 'created', svc.body.virtualIP],
+        ['ADDED', 'registered', 'a'],
+        ['DELETED', 'deleted', svc.body.virtualIP],
+      ],
+    );
+  });
+
   t.test('SSE watch and resume from sinceRevision', async (t) => {
     const { url } = await start(t);
     const first = await api(inst(url, 'a'), 'PUT', reg(8080));
@@ -220,5 +246,17 @@ export function contractSuite(t: Test, start: ServerFactory) {
       ],
     );
     t.equal((await api(inst(url, 'short'))).status, 404);
+  });
+
+  t.test('a resume older than the kept history is revision_compacted', async (t) => {
+    const { url } = await start(t, { historySize: 100 });
+    const first = await api(inst(url, 'a'), 'PUT', reg(8080));
+    for (let i = 0; i < 120; i++) t.equal((await api(inst(url, 'a'), 'PATCH', { weight: i + 2 })).status, 200);
+    await waitFor(async () => (await api(`${url}/readyz`)).body.compactedRevision > first.body.revision, undefined, 'history compacted');
+    const watch = await openWatch(url, { namespace: 'default', sinceRevision: first.body.revision });
+    t.teardown(() => watch.socket.close());
+    await waitFor(() => watch.messages.some((m: any) => m.type === 'ERROR'), undefined, 'an error');
+    t.equal(watch.messages.find((m: any) => m.type === 'ERROR').code, 'revision_compacted');
+    t.same(changes(watch.messages), [], 'no partial replay');
   });
 }

@@ -40,6 +40,7 @@ export function addServeCommand(program: Command) {
     .option('--etcd-key <file>', 'PEM private key of --etcd-cert')
     .option('--etcd-username <user>', 'etcd user (the password comes from ROLLCALL_ETCD_PASSWORD)')
     .option('--etcd-timeout <duration>', 'an etcd call slower than this fails with 503 store_unavailable (default 5s)')
+    .option('--etcd-compact-interval <duration>', 'how often the elected replica compacts etcd to the last --history-size revisions (default 5m)')
     .action(async (opts: Record<string, string | boolean | undefined>) => {
       let config;
       try {
@@ -78,6 +79,7 @@ export function addServeCommand(program: Command) {
             etcdKey: opts.etcdKey,
             etcdUsername: opts.etcdUsername,
             etcdTimeout: opts.etcdTimeout,
+            etcdCompactInterval: opts.etcdCompactInterval,
           },
           process.env,
         );

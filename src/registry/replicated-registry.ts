@@ -198,7 +198,7 @@ export async function createReplicatedRegistry(options: ReplicatedRegistryOption
           createRevision: existing?.createRevision ?? 0,
           lapsedAt: null,
         };
-        const result = await store.putInstance(record, 'registered', existing?.revision ?? 0, false);
+        const result = await store.putInstance(record, 'registered', existing, false);
         if (result.ok) {
           const stamped = { ...record, revision: result.revision, createRevision: existing ? record.createRevision : result.revision };
           return { instance: api(stamped), created: !existing };
@@ -232,11 +232,8 @@ export async function createReplicatedRegistry(options: ReplicatedRegistryOption
         const record: InstanceRecord = { ...existing, ...fields, lastHeartbeatAt: now, expiresAt: now + fields.ttlSeconds * 1000, lapsedAt: null };
         // Same TTL: the key keeps its lease (and the write renews it); another TTL needs a lease of that length.
         const keepLease = !freshLease && fields.ttlSeconds === existing.ttlSeconds;
-        const result = await store.putInstance(record, 'updated', existing.revision, keepLease);
-        if (result.ok) {
-          if (keepLease) await store.keepAlive(record).catch(() => 0);
-          return api({ ...record, revision: result.revision });
-        }
+        const result = await store.putInstance(record, 'updated', existing, keepLease);
+        if (result.ok) return api({ ...record, revision: result.revision });
         if (result.conflict === 'changed') existing = result.current;
         // The lease memory knew was replaced or ran out: write with a fresh one (the compare decides if it exists).
         else if (result.conflict === 'lease_gone') freshLease = true;

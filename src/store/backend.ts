@@ -40,10 +40,16 @@ export interface ReplicatedStore {
   /** Resolves true once memory applied `revision`, false after timeoutMs. */
   waitForRevision(revision: number, timeoutMs: number): Promise<boolean>;
   /**
-   * Writes an instance if its stored revision is still `expected` (0 = it must not exist), with a fresh lease
-   * of record.ttlSeconds, or the lease it has now when `keepLease`. Resolves once memory applied the write.
+   * Writes an instance if the stored one is still `previous` (same revision; undefined = it must not exist), with a
+   * fresh lease of record.ttlSeconds, or previous's lease (renewed) when `keepLease`. Resolves once memory applied
+   * the write. `previous` must be a record this store handed out (memory, or a lost compare's `current`).
    */
-  putInstance(record: InstanceRecord, reason: 'registered' | 'updated', expected: number, keepLease: boolean): Promise<WriteResult<InstanceRecord>>;
+  putInstance(
+    record: InstanceRecord,
+    reason: 'registered' | 'updated',
+    previous: InstanceRecord | undefined,
+    keepLease: boolean,
+  ): Promise<WriteResult<InstanceRecord>>;
   /** Deletes an instance (a deregistration, told apart from an expiry) if its revision is still expected. */
   deleteInstance(record: InstanceRecord): Promise<WriteResult<InstanceRecord>>;
   /** Renews an instance's lease without a write: the TTL left, or 0 when the lease is gone. */

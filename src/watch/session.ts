@@ -33,6 +33,9 @@ export interface WatchSessionOptions {
   onSlowConsumer?: () => void;
 }
 
+/** How long a resume ahead of this registry's revision waits for it before answering revision_ahead. */
+const AHEAD_GRACE_MS = 2000;
+
 /** Events read from the event log per page while catching up; the loop yields between pages. */
 const CATCH_UP_PAGE = 500;
 
@@ -147,7 +150,13 @@ export function startWatchSession(options: WatchSessionOptions): { stop(): void 
     if (registry.protection().active) deliver(new PublishedNotice({ type: 'PROTECTION', active: true, revision: registry.revision }));
     scheduleBookmark(bookmarkMs);
   };
-  void registry.whenSettled(begin);
+  const start = async () => {
+    // On etcd a replica's memory may trail the one the watcher came from by a few milliseconds: give it a moment
+    // to catch up before calling the revision one it never saw.
+    if (since !== undefined && since > registry.revision) await registry.waitForRevision(since, AHEAD_GRACE_MS);
+    await registry.whenSettled(begin);
+  };
+  void start();
 
   async function catchUp(from: number, upTo: number) {
     let cursor = from;

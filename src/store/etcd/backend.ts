@@ -5,6 +5,7 @@ import { createReplicatedRegistry } from '../../registry/replicated-registry.js'
 import { parseCidr, type Cidr } from '../../registry/virtual-ips.js';
 import type { WatchHub } from '../../watch/hub.js';
 import { createEtcdClient } from './client.js';
+import { startCompactor } from './compactor.js';
 import { createEtcdStore } from './etcd-store.js';
 
 /** Changes kept in each replica's memory for resuming watchers; older resumes read etcd's history. */
@@ -22,10 +23,20 @@ export async function openEtcdBackend(config: Config, hub: WatchHub, clock: Cloc
       serviceCidr: parseCidr(config.serviceCidr) as Cidr,
       historyRing: Math.min(config.historySize, HISTORY_RING_MAX),
     });
+    const stopCompactor = startCompactor(client, {
+      prefix: config.etcdPrefix,
+      historySize: config.historySize,
+      intervalMs: config.etcdCompactInterval,
+      timeoutMs: config.etcdTimeout,
+      renewLease: (lease) => store.renewLease(lease),
+      onCompacted: (revision) => store.noteCompacted(revision),
+      onError,
+    });
     return {
       registry,
       notReadyReason: () => (store.available ? null : `etcd (${config.etcdEndpoints.join(', ')}) is unreachable; writes answer 503 store_unavailable until it is back.`),
       async close() {
+        await stopCompactor();
         await store.close();
         client.close();
       },

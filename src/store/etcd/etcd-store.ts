@@ -1,19 +1,19 @@
-// The etcd backend: keys, transactions with compare-and-swap, leases with one batched keep-alive stream, and the
-// one watch (with previous values) that feeds this replica's memory. Every write is one transaction, so one
-// etcd revision; the registry's revision is etcd's.
-//
-// Keys under the prefix:
-//   <prefix>/instances/<namespace>/<service>/<id>   the registration (JSON), on an etcd lease of its TTL
-//   <prefix>/services/<namespace>/<name>            a Service (JSON)
-//   <prefix>/vips/<ip>                              the claim on a virtual IP, created with its Service
-//   <prefix>/meta/deregistered                      written in the same transaction as a deregistration, so the
-//                                                   watch tells it from an expiry (a lease's delete has none)
-import type { Etcd3, ICompare, IKeyValue, IRequestOp, IWatchRequest, IWatchResponse, IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse, IEvent } from 'etcd3';
+// The etcd backend: transactions with compare-and-swap, leases, and the one watch (with previous values) that
+// feeds this replica's memory. Every write is one transaction, so one etcd revision; the registry's revision is
+// etcd's. The key layout is in keys.ts, heartbeats in keep-alive.ts.
+import type { Etcd3, ICompare, IDuplexStream, IEvent, IKeyValue, IRequestOp, IWatchRequest, IWatchResponse } from 'etcd3';
 import { RollcallError } from '../../errors.js';
 import type { InstanceRecord, ServiceRecord } from '../../registry/types.js';
 import type { EventReason } from '../../schemas/instance.js';
-import type { ServicePort, ServiceEventReason } from '../../schemas/service.js';
+import type { ServiceEventReason } from '../../schemas/service.js';
 import type { ReplicatedStore, StoreChange, StoreSink, WriteResult } from '../backend.js';
+import { createKeepAlive } from './keep-alive.js';
+import { createKeyspace, encodeInstance, encodeService, type Decoded } from './keys.js';
+import { storeUnavailable, withTimeout } from './timeouts.js';
+
+/** How often readiness checks that etcd has a quorum (a linearizable read), and how long that read may take. */
+const PROBE_EVERY_MS = 1000;
+const PROBE_TIMEOUT_MS = 2000;
 
 export interface EtcdStoreOptions {
   prefix: string;
@@ -22,117 +22,35 @@ export interface EtcdStoreOptions {
   onError?: (err: unknown, what: string) => void;
 }
 
-interface InstanceValue {
-  address: string;
-  port: number;
-  status: InstanceRecord['status'];
-  weight: number;
-  zone: string | null;
-  tags: string[];
-  metadata: Record<string, string>;
-  ttlSeconds: number;
-  registeredAt: number;
-  lastHeartbeatAt: number;
-  /** Why this version was written: ADDED/MODIFIED events carry it. */
-  reason: 'registered' | 'updated';
-}
-
-interface ServiceValue {
-  virtualIP: string;
-  ports: ServicePort[];
-  createdAt: number;
-  reason: 'created' | 'updated';
-}
-
-type Decoded =
-  | { kind: 'instance'; key: string; record: InstanceRecord; reason: InstanceValue['reason'] }
-  | { kind: 'service'; key: string; record: ServiceRecord; reason: ServiceValue['reason'] };
-
-export function storeUnavailable(err: unknown): RollcallError {
-  if (err instanceof RollcallError) return err;
-  return new RollcallError(
-    'store_unavailable',
-    `etcd did not answer (${(err as Error)?.message ?? String(err)}); nothing was written. Retry, on this replica or another.`,
-  );
-}
-
-/** Rejects with store_unavailable when p takes longer than ms. */
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(storeUnavailable(new Error(`${what} timed out after ${ms} ms`))), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
-export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): ReplicatedStore & { minTtl(): Promise<number> } {
+export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): ReplicatedStore & { minTtl(): Promise<number>; noteCompacted(revision: number): void; renewLease(lease: string): Promise<number> } {
   const { prefix, timeoutMs } = options;
-  const root = `${prefix}/`;
-  // The end of the prefix range: "/" + 1 is "0".
-  const rootEnd = Buffer.from(`${prefix}0`);
-  const key = {
-    instance: (r: { namespace: string; service: string; id: string }) => `${root}instances/${r.namespace}/${r.service}/${r.id}`,
-    service: (r: { namespace: string; name: string }) => `${root}services/${r.namespace}/${r.name}`,
-    vip: (ip: string) => `${root}vips/${ip}`,
-    deregistered: `${root}meta/deregistered`,
-  };
+  const keys = createKeyspace(prefix);
+  const { root, rootEnd, key } = keys;
   const b = (s: string) => Buffer.from(s);
 
   let sink: StoreSink | undefined;
   let applied = 0;
   let compacted = 0;
   let connected = false;
+  // Whether a linearizable read (it needs a quorum) answered lately: a watch on a member that lost its quorum
+  // stays open and silent, so the watch alone cannot tell that writes would fail.
+  let quorum = true;
+  let probe: NodeJS.Timeout | undefined;
   let closed = false;
   let minTtlSeconds = 1;
-  // The etcd lease of every instance, from the watch (a heartbeat on any replica renews the lease in the value).
-  const leases = new Map<string, string>();
+  // The etcd lease of each instance record this store decoded (from the watch, or a lost compare's answer): a
+  // record is one version of the key, and a version's lease never changes, so a write that compares on that
+  // version knows exactly which lease the key has.
+  const leases = new WeakMap<InstanceRecord, string>();
   let waiters: { revision: number; resolve: (ok: boolean) => void }[] = [];
   let watchStream: IDuplexStream<IWatchRequest, IWatchResponse> | undefined;
   let reconnectTimer: NodeJS.Timeout | undefined;
   let backoffMs = 100;
 
   function decode(kv: IKeyValue): Decoded | undefined {
-    const k = kv.key.toString();
-    if (!k.startsWith(root)) return undefined;
-    const parts = k.slice(root.length).split('/');
-    if (parts[0] === 'instances' && parts.length === 4) {
-      const v = JSON.parse(kv.value.toString()) as InstanceValue;
-      const record: InstanceRecord = {
-        namespace: parts[1]!,
-        service: parts[2]!,
-        id: parts[3]!,
-        address: v.address,
-        port: v.port,
-        status: v.status,
-        weight: v.weight,
-        zone: v.zone,
-        tags: v.tags,
-        metadata: v.metadata,
-        ttlSeconds: v.ttlSeconds,
-        registeredAt: v.registeredAt,
-        lastHeartbeatAt: v.lastHeartbeatAt,
-        // As of the last write or the last heartbeat this replica served: renewals on other replicas raise no event.
-        expiresAt: v.lastHeartbeatAt + v.ttlSeconds * 1000,
-        revision: Number(kv.mod_revision),
-        createRevision: Number(kv.create_revision),
-        lapsedAt: null,
-      };
-      return { kind: 'instance', key: k, record, reason: v.reason };
-    }
-    if (parts[0] === 'services' && parts.length === 3) {
-      const v = JSON.parse(kv.value.toString()) as ServiceValue;
-      const record: ServiceRecord = {
-        namespace: parts[1]!,
-        name: parts[2]!,
-        virtualIP: v.virtualIP,
-        ports: v.ports,
-        createdAt: v.createdAt,
-        revision: Number(kv.mod_revision),
-        createRevision: Number(kv.create_revision),
-      };
-      return { kind: 'service', key: k, record, reason: v.reason };
-    }
-    return undefined;
+    const d = keys.decode(kv);
+    if (d?.kind === 'instance') leases.set(d.record, kv.lease);
+    return d;
   }
 
   function advance(revision: number) {
@@ -150,13 +68,10 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
     const revision = Number(res.header.revision);
     const instances: InstanceRecord[] = [];
     const services: ServiceRecord[] = [];
-    leases.clear();
     for (const kv of res.kvs) {
       const d = decode(kv);
-      if (d?.kind === 'instance') {
-        instances.push(d.record);
-        leases.set(d.key, kv.lease);
-      } else if (d?.kind === 'service') services.push(d.record);
+      if (d?.kind === 'instance') instances.push(d.record);
+      else if (d?.kind === 'service') services.push(d.record);
     }
     sink!.reset(revision, instances, services);
     // Not through advance(): a relist may land below a write some caller waits for; it arrives by the watch.
@@ -174,14 +89,11 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
         if (!d) continue;
         // version 1 = the key was created at this revision (its prev_kv would be absent too).
         const type = e.kv.version === '1' ? 'ADDED' : 'MODIFIED';
-        if (d.kind === 'instance') {
-          leases.set(d.key, e.kv.lease);
-          changes.push({ kind: 'instance', type, reason: d.reason, record: d.record });
-        } else changes.push({ kind: 'service', type, reason: d.reason, record: d.record });
+        if (d.kind === 'instance') changes.push({ kind: 'instance', type, reason: d.reason, record: d.record });
+        else changes.push({ kind: 'service', type, reason: d.reason, record: d.record });
         continue;
       }
       const k = e.kv.key.toString();
-      leases.delete(k);
       // Without the previous value (it was compacted before the watch read it) there is no record to report.
       const prev = e.prev_kv ? decode(e.prev_kv) : undefined;
       if (!prev) {
@@ -326,44 +238,7 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
     client.leaseClient.leaseRevoke({ ID: lease }).catch(() => {});
   }
 
-  // Heartbeats: one keep-alive stream for every lease of this replica; answers come back in order per lease.
-  let keepAliveStream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse> | undefined;
-  let keepAliveOpening: Promise<IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>> | undefined;
-  const renewing = new Map<string, ((ttl: number | Error) => void)[]>();
-
-  function failKeepAlives(err: Error) {
-    keepAliveStream = undefined;
-    for (const queue of renewing.values()) for (const done of queue) done(err);
-    renewing.clear();
-  }
-
-  function keepAliveChannel() {
-    if (keepAliveStream) return Promise.resolve(keepAliveStream);
-    keepAliveOpening ??= client.leaseClient.leaseKeepAlive().then(
-      (stream) => {
-        keepAliveOpening = undefined;
-        stream.on('data', (res: ILeaseKeepAliveResponse) => {
-          const queue = renewing.get(res.ID);
-          const done = queue?.shift();
-          if (queue?.length === 0) renewing.delete(res.ID);
-          done?.(Number(res.TTL));
-        });
-        const broken = (err?: unknown) => {
-          if (keepAliveStream !== stream) return;
-          failKeepAlives(err instanceof Error ? err : new Error('the keep-alive stream ended'));
-        };
-        stream.on('error', broken);
-        stream.on('end', broken);
-        keepAliveStream = stream;
-        return stream;
-      },
-      (err: unknown) => {
-        keepAliveOpening = undefined;
-        throw err;
-      },
-    );
-    return keepAliveOpening;
-  }
+  const keepAlive = createKeepAlive(client, timeoutMs);
 
   const store = {
     get minTtlSeconds() {
@@ -373,7 +248,7 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
       return applied;
     },
     get available() {
-      return connected;
+      return connected && quorum;
     },
 
     /** The smallest TTL etcd grants (it raises shorter ones): asked once, by granting and revoking a 1 s lease. */
@@ -388,17 +263,28 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
       sink = s;
       await store.minTtl();
       await load();
+      // etcd just answered: ready from the first request on (the watch's own answer follows within milliseconds,
+      // and a failure of it turns this false again).
+      connected = true;
       openWatch();
+      probe = setInterval(() => {
+        withTimeout(client.kv.range({ key: b(key.deregistered), limit: 1 }), Math.min(timeoutMs, PROBE_TIMEOUT_MS), 'probing etcd').then(
+          () => (quorum = true),
+          () => (quorum = false),
+        );
+      }, PROBE_EVERY_MS);
+      probe.unref();
     },
 
     waitForRevision,
 
-    async putInstance(record: InstanceRecord, reason: 'registered' | 'updated', expected: number, keepLease: boolean): Promise<WriteResult<InstanceRecord>> {
+    async putInstance(record: InstanceRecord, reason: 'registered' | 'updated', previous: InstanceRecord | undefined, keepLease: boolean): Promise<WriteResult<InstanceRecord>> {
       const k = key.instance(record);
-      const current = leases.get(k);
+      const expected = previous?.revision ?? 0;
+      const current = previous ? leases.get(previous) : undefined;
       let lease: string;
       if (keepLease) {
-        if (current === undefined) return { ok: false, conflict: 'lease_gone' };
+        if (current === undefined || current === '0') return { ok: false, conflict: 'lease_gone' };
         lease = current;
       } else {
         try {
@@ -408,24 +294,11 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
           throw storeUnavailable(err);
         }
       }
-      const value: InstanceValue = {
-        address: record.address,
-        port: record.port,
-        status: record.status,
-        weight: record.weight,
-        zone: record.zone,
-        tags: record.tags,
-        metadata: record.metadata,
-        ttlSeconds: record.ttlSeconds,
-        registeredAt: record.registeredAt,
-        lastHeartbeatAt: record.lastHeartbeatAt,
-        reason,
-      };
       const compare: ICompare =
         expected === 0
           ? { key: b(k), target: 'Create', result: 'Equal', create_revision: 0 }
           : { key: b(k), target: 'Mod', result: 'Equal', mod_revision: expected };
-      const res = await txn([compare], [{ request_put: { key: b(k), value: b(JSON.stringify(value)), lease } }], [{ request_range: { key: b(k) } }], 'writing an instance');
+      const res = await txn([compare], [{ request_put: { key: b(k), value: encodeInstance(record, reason), lease } }], [{ request_range: { key: b(k) } }], 'writing an instance');
       if (res === 'lease_gone') return { ok: false, conflict: 'lease_gone' };
       if (!res.succeeded) {
         if (!keepLease) revokeLater(lease);
@@ -433,14 +306,15 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
         const d = kv ? decode(kv) : undefined;
         return { ok: false, conflict: 'changed', current: d?.kind === 'instance' ? d.record : undefined };
       }
-      // The lease the key had before this write holds nothing now.
-      if (!keepLease && expected !== 0) revokeLater(current);
+      // The lease the key had before this write holds nothing now; a kept one is renewed (a write is proof of life).
+      if (!keepLease) revokeLater(current);
+      else await store.renewLease(lease).catch(() => 0);
       return committed(Number(res.header.revision));
     },
 
     async deleteInstance(record: InstanceRecord): Promise<WriteResult<InstanceRecord>> {
       const k = key.instance(record);
-      const lease = leases.get(k);
+      const lease = leases.get(record);
       const res = await txn(
         [{ key: b(k), target: 'Mod', result: 'Equal', mod_revision: record.revision }],
         [{ request_delete_range: { key: b(k) } }, { request_put: { key: b(key.deregistered), value: b(k) } }],
@@ -458,35 +332,16 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
     },
 
     async keepAlive(record: InstanceRecord): Promise<number> {
-      const lease = leases.get(key.instance(record));
+      const lease = leases.get(record);
       if (lease === undefined || lease === '0') return 0;
-      let stream;
-      try {
-        stream = await withTimeout(keepAliveChannel(), timeoutMs, 'opening the keep-alive stream');
-      } catch (err) {
-        throw storeUnavailable(err);
-      }
-      const answer = new Promise<number>((resolve, reject) => {
-        let queue = renewing.get(lease);
-        if (!queue) renewing.set(lease, (queue = []));
-        queue.push((ttl) => (typeof ttl === 'number' ? resolve(ttl) : reject(storeUnavailable(ttl))));
-      });
-      stream.write({ ID: lease });
-      try {
-        return await withTimeout(answer, timeoutMs, 'renewing a lease');
-      } catch (err) {
-        // A stream that does not answer is broken: the next heartbeat opens a new one.
-        if (keepAliveStream === stream) {
-          failKeepAlives(err as Error);
-          stream.end();
-        }
-        throw err;
-      }
+      return store.renewLease(lease);
     },
+
+    /** One keep-alive of a lease over the shared stream: the TTL it has now, 0 when it is gone. */
+    renewLease: (lease: string) => keepAlive.renew(lease),
 
     async putService(record: ServiceRecord, reason: 'created' | 'updated', expected: number): Promise<WriteResult<ServiceRecord>> {
       const k = key.service(record);
-      const value: ServiceValue = { virtualIP: record.virtualIP, ports: record.ports, createdAt: record.createdAt, reason };
       const compare: ICompare[] =
         expected === 0
           ? [
@@ -495,7 +350,7 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
               { key: b(key.vip(record.virtualIP)), target: 'Create', result: 'Equal', create_revision: 0 },
             ]
           : [{ key: b(k), target: 'Mod', result: 'Equal', mod_revision: expected }];
-      const success: IRequestOp[] = [{ request_put: { key: b(k), value: b(JSON.stringify(value)) } }];
+      const success: IRequestOp[] = [{ request_put: { key: b(k), value: encodeService(record, reason) } }];
       if (expected === 0) success.push({ request_put: { key: b(key.vip(record.virtualIP)), value: b(`${record.namespace}/${record.name}`) } });
       const res = await txn(compare, success, [{ request_range: { key: b(k) } }], 'writing a Service');
       if (res === 'lease_gone') throw storeUnavailable(new Error('unexpected lease error on a Service'));
@@ -542,6 +397,9 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
       const reading = new Promise<void>((resolve, reject) => {
         stream.on('data', (res: IWatchResponse) => {
           if (finished || (res.created && !res.canceled)) return;
+          // A progress answer: the watch is past upTo even if this prefix had no change at upTo itself (upTo may
+          // be the revision memory was loaded at, which can belong to another prefix or to no key at all).
+          if (res.events.length === 0 && !res.canceled && Number(res.header.revision) >= upTo) return resolve();
           if (res.canceled) {
             const compactRevision = Number(res.compact_revision ?? 0);
             if (compactRevision > 0) {
@@ -557,8 +415,7 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
           }
           for (const group of byRevision(res.events)) {
             if (group.revision > upTo) return resolve();
-            // Only the instance and Service keys: the leases map belongs to the live watch, not to history.
-            out.push({ revision: group.revision, changes: historyChanges(group.events) });
+            out.push({ revision: group.revision, changes: changesOf(group.events) });
             if (group.revision === upTo) return resolve();
           }
         });
@@ -570,10 +427,13 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
         });
       });
       stream.write({ create_request: { key: b(root), range_end: rootEnd, start_revision: after + 1, prev_kv: true } });
+      // etcd answers a progress request only once the watch caught up with the present: ask until it has.
+      const poke = setInterval(() => stream.write({ progress_request: {} }), 100);
       try {
         await withTimeout(reading, timeoutMs, 'reading history');
       } finally {
         finished = true;
+        clearInterval(poke);
         stream.cancel();
       }
       return out;
@@ -583,27 +443,21 @@ export function createEtcdStore(client: Etcd3, options: EtcdStoreOptions): Repli
       return compacted;
     },
 
+    /** This replica's compactor compacted etcd up to revision. */
+    noteCompacted(revision: number) {
+      compacted = Math.max(compacted, revision);
+    },
+
     async close() {
       closed = true;
+      clearInterval(probe);
       clearTimeout(reconnectTimer);
       dropWatch();
-      keepAliveStream?.end();
-      failKeepAlives(new Error('closing'));
+      keepAlive.close();
       for (const w of waiters) w.resolve(false);
       waiters = [];
     },
   };
-
-  /** changesOf without touching the live leases map. */
-  function historyChanges(events: IEvent[]): StoreChange[] {
-    const saved = new Map(leases);
-    try {
-      return changesOf(events);
-    } finally {
-      leases.clear();
-      for (const [k, v] of saved) leases.set(k, v);
-    }
-  }
 
   return store;
 }
