@@ -4,6 +4,7 @@ import { runAuthBench } from './auth.js';
 import { runCoreBenchMedian } from './core.js';
 import { runHostileBenchMedian } from './hostile.js';
 import { runDnsBench } from './dns.js';
+import { runHaBenchMedian } from './ha.js';
 import { runProxyLoopbackBench, runProxyNetnsBench } from './proxy.js';
 import { runRenderBench } from './render.js';
 import { runServicesBench } from './services.js';
@@ -31,6 +32,7 @@ sections.push(['hostile watchers (issue 13)', await runHostileBenchMedian(runs)]
 sections.push(['dns (issue 9)', await medianOf(runDnsBench)]);
 sections.push(['auth and TLS (issue 13)', await runAuthBench(runs)]);
 sections.push(['dashboard (issue 12)', await medianOf(runUiBench)]);
+sections.push(['high availability on etcd, beside SQLite and raw etcd (issue 10)', await runHaBenchMedian(runs)]);
 
 console.log(`\nrollcall benchmarks, median of ${runs} runs (node ${process.version})\n`);
 for (const [title, values] of sections) {
