@@ -265,6 +265,7 @@ if (requireEtcd(t)) {
       t.equal(refused.status, 503, `replica ${i} refuses the write, does not acknowledge it`);
       t.equal((refused.body as { error?: string }).error, 'store_unavailable');
     }
+    await waitFor(async () => (await Promise.all(urls.map(async (u) => (await api(`${u}/readyz`)).status))).every((s) => s === 503), PATIENCE_MS, 'every replica not ready');
     // (A refused write's fate is unknown to the client, as with any timeout: etcd may still commit it once it has a
     // quorum again. What the registry promises is that nothing it acknowledged is lost, not that a 503 was a no-op.)
 
@@ -272,7 +273,7 @@ if (requireEtcd(t)) {
     // Nobody restarts the replicas: each one's writes work again once etcd has a quorum.
     for (const [i, url] of urls.entries()) {
       await waitFor(async () => (await api(inst(url, 'load', `after-${i}`), 'PUT', body(i))).status === 201, PATIENCE_MS, `replica ${i} writes again`);
-      t.equal((await api(`${url}/readyz`)).status, 200, `replica ${i} is ready`);
+      await waitFor(async () => (await api(`${url}/readyz`)).status === 200, PATIENCE_MS, `replica ${i} ready again`);
     }
     await restartMember(m1);
   });
