@@ -179,9 +179,11 @@ if (requireEtcd(t)) {
     // TTL 10 s: long enough for a loaded machine, short enough that heartbeats must keep flowing through the restart.
     const owner = createClient({ url: urls, retry: FAST });
     t.teardown(() => owner.close());
+    const setup = Date.now();
     const regs = await Promise.all(Array.from({ length: 500 }, (_, i) => owner.register({ service: 'hb', id: `h${i}`, ...body(i), ttlSeconds: 10 })));
     for (const r of regs) r.on('error', () => {});
     t.ok(regs.every((r) => r.registered), '500 registered');
+    t.comment(`500 registered in ${Date.now() - setup} ms`);
 
     const watcher = createClient({ url: [...urls].reverse(), retry: FAST });
     t.teardown(() => watcher.close());
@@ -207,7 +209,11 @@ if (requireEtcd(t)) {
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
     })();
-    for (const i of [0, 1, 2]) await replicas.restart(i, 'SIGTERM');
+    for (const i of [0, 1, 2]) {
+      const started = Date.now();
+      await replicas.restart(i, 'SIGTERM');
+      t.comment(`replica ${i} restarted in ${Date.now() - started} ms`);
+    }
     writing = false;
     await writes;
     const last = Math.max(...acked);
