@@ -10,7 +10,8 @@
 // - anything else → reconnect with backoff, forever, until close().
 // With several replicas (url: [a, b, c]) a connection that fails or closes moves the view to the next replica at
 // once, resuming there with sinceRevision: over etcd every replica numbers revisions alike, so the resumed stream
-// continues exactly where the lost one stopped. Backoff starts only when every replica failed in a row.
+// continues exactly where the lost one stopped. Backoff starts only when every replica failed in a row. A replica
+// that has not reached the resume point yet (revision_ahead) is asked again a few times before the view lists again.
 import { EventEmitter } from 'node:events';
 import WebSocket, { type RawData } from 'ws';
 import type { Instance, InstanceStatus, RegistryEvent } from '../schemas/instance.js';
