@@ -119,7 +119,7 @@ t.test('a watch view whose replica is killed continues on another replica', asyn
   t.match(errors.join('\n'), new RegExp(`Watch connection .*${a.url}`), 'the lost replica was reported');
 });
 
-t.test('CLI: --registry a,b,c on the people commands, `watch` and `agent`', async (t) => {
+t.test('CLI: --registry a,b,c on the people commands, `watch`, `render` and `agent`', async (t) => {
   const dead = `http://127.0.0.1:${await freePort()}`;
   const a = await startServerProcess(t);
   const b = await startServer(t);
@@ -156,6 +156,11 @@ t.test('CLI: --registry a,b,c on the people commands, `watch` and `agent`', asyn
   await a.kill('SIGKILL');
   await waitFor(() => /EXISTS default\/web\/on-b .*\n/.test(out), PATIENCE_MS, 'b listed after the move');
   t.match(err, /starting over from a snapshot/, 'b refused a\'s resume point (independent registries): the watch listed b');
+
+  // rollcall render: the one-shot's request and its watch view both skip the dead replica.
+  const render = await rollcall(['render', 'haproxy', '--registry', `${dead},${b.url}`, '--namespace', 'default', '--listen', '9000']);
+  t.equal(render.code, 0, render.stderr);
+  t.match(render.stdout, /10\.0\.0\.2:80/, 'rendered from the live replica');
 
   // rollcall agent: registers through the first replica that answers.
   const port = await freePort();
