@@ -3,6 +3,7 @@ import { runCompatBenchMedian } from './compat.js';
 import { runAuthBench } from './auth.js';
 import { runCoreBenchMedian } from './core.js';
 import { runHostileBenchMedian } from './hostile.js';
+import { runLeaseBenchMedian } from './leases.js';
 import { runDnsBench } from './dns.js';
 import { runHaBenchMedian } from './ha.js';
 import { runProxyLoopbackBench, runProxyNetnsBench } from './proxy.js';
@@ -23,6 +24,7 @@ async function medianOf(fn: () => Promise<Record<string, number>>): Promise<Reco
 const sections: [string, Record<string, number>][] = [];
 sections.push(['core (issue 2)', await runCoreBenchMedian(runs)]);
 sections.push(['watch (issue 3)', await runWatchBench(runs)]);
+sections.push(['lease renewals: stream, batch, HTTP, etcd keep-alive (issue 14)', await runLeaseBenchMedian(runs)]);
 sections.push(['render (issue 4)', await medianOf(runRenderBench)]);
 sections.push(['proxy on loopback (issue 8)', await medianOf(runProxyLoopbackBench)]);
 sections.push(['proxy in a network namespace (issue 8)', await medianOf(runProxyNetnsBench)]);

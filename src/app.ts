@@ -20,6 +20,7 @@ import { installErrorHandlers } from './http/error-handler.js';
 import { documentedTransform, documentedTransformObject } from './http/openapi-docs.js';
 import { installJsonBodyParser } from './http/json-body.js';
 import { instanceRoutes } from './http/instances.js';
+import { leaseRoutes } from './http/leases.js';
 import { opsRoutes } from './http/ops.js';
 import { renderRoutes } from './http/render.js';
 import { installServerLimits, serverLimitOptions } from './http/server-limits.js';
@@ -185,6 +186,7 @@ export async function buildApp(deps: AppDeps) {
 
   await app.register(opsRoutes, { registry, metrics, notReadyReason });
   await app.register(instanceRoutes, { registry, hub, metrics, shutdown: shutdown.signal });
+  await app.register(leaseRoutes, { registry, metrics, maxBufferedBytes: config.watchBufferBytes, pingIntervalMs: config.watchPingMs });
   await app.register(serviceRoutes, { registry, hub, metrics, shutdown: shutdown.signal });
   await app.register(renderRoutes, { registry });
   await app.register(prometheusSdRoutes, { registry });

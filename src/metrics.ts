@@ -25,6 +25,21 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}) {
       labelNames: ['result'] as const,
       registers: [registry],
     }),
+    // Lease renewals (issue 14): heartbeats_total counts every heartbeat answered, whatever the protocol; this
+    // splits the native API's by how they came (one request each, a batch, or the lease stream).
+    leaseRenewals: new Counter({
+      name: 'rollcall_lease_renewals_total',
+      help: 'Lease renewals by transport (http: PUT …/heartbeat, batch: POST /v1/leases/renew, stream: GET /v1/leases) and result (ok, not_found, forbidden, storage_full)',
+      labelNames: ['transport', 'result'] as const,
+      registers: [registry],
+    }),
+    leaseStreams: new Gauge({ name: 'rollcall_lease_streams', help: 'Open lease streams (GET /v1/leases)', registers: [registry] }),
+    leaseStreamCloses: new Counter({
+      name: 'rollcall_lease_stream_closes_total',
+      help: 'Lease streams the server closed, by reason (slow_consumer, ping_timeout, too_many_bad_messages, unauthorized)',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
     deregistrations: new Counter({ name: 'rollcall_deregistrations_total', help: 'Deregistrations', registers: [registry] }),
     expiries: new Counter({ name: 'rollcall_expiries_total', help: 'Instances removed because their lease ended', registers: [registry] }),
     protectionActive: new Gauge({

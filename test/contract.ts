@@ -1,6 +1,8 @@
 // The API's promises, as one suite run against every backend (contract-sqlite.test.ts, contract-etcd.test.ts):
 // "works on SQLite" and "works on etcd" mean the same thing. Each test gets a fresh registry from the factory.
+import { once } from 'node:events';
 import type { Test } from 'tap';
+import WebSocket from 'ws';
 import { api, waitFor } from './helper.js';
 import { changes, openWatch } from './watch-client.js';
 
@@ -124,6 +126,34 @@ export function contractSuite(t: Test, start: ServerFactory) {
     const unknown = await api(`${inst(url, 'nope')}/heartbeat`, 'PUT');
     t.equal(unknown.status, 404);
     t.equal(unknown.body.error, 'instance_not_found');
+  });
+
+  t.test('the lease stream and the batch renewal renew without a revision; unknown says register again', async (t) => {
+    const { url } = await start(t);
+    const created = await api(inst(url, 'a'), 'PUT', reg(8080));
+    const batch = await api(`${url}/v1/leases/renew`, 'POST', { instances: ['default/web/a', 'default/web/nope'] });
+    t.equal(batch.status, 200);
+    t.match(batch.body.results, [
+      { instance: 'default/web/a', ttlSeconds: 300 },
+      { instance: 'default/web/nope', error: 'instance_not_found', status: 404 },
+    ]);
+    t.ok(Date.parse(batch.body.results[0].expiresAt) >= Date.parse(created.body.expiresAt), 'the lease runs from the renewal');
+
+    const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/leases`);
+    t.teardown(() => socket.terminate());
+    const answers: any[] = [];
+    socket.on('message', (data) => answers.push(JSON.parse(data.toString())));
+    await once(socket, 'open');
+    socket.send(JSON.stringify({ type: 'RENEW', seq: 1, instances: ['default/web/a', 'default/web/nope'] }));
+    const answer = await waitFor(() => answers.find((m) => m.seq === 1), undefined, 'RENEWED 1');
+    t.match(answer, {
+      type: 'RENEWED',
+      results: [
+        { instance: 'default/web/a', ttlSeconds: 300 },
+        { instance: 'default/web/nope', error: 'instance_not_found' },
+      ],
+    });
+    t.equal((await api(inst(url, 'a'))).body.revision, created.body.revision, 'renewals raise no revision');
   });
 
   t.test('Services get distinct virtual IPs; a taken one is refused', async (t) => {

@@ -21,9 +21,11 @@ export type RouteAccess =
       action: Action;
       /**
        * Where the namespace the request touches comes from. Absent (or absent from the query) means the request
-       * spans every namespace, which needs a credential whose scope is `*`.
+       * spans every namespace, which needs a credential whose scope is `*`. `each`: the request names many
+       * instances (lease renewals); the hook checks the role only, and the handler checks every instance's
+       * namespace with missingScope, as if each were its own request.
        */
-      namespaceFrom?: 'params' | 'query';
+      namespaceFrom?: 'params' | 'query' | 'each';
       /** The one namespace an adapter serves (Eureka has no namespaces: it serves --eureka-namespace). */
       namespace?: string;
       /** Log level of the audit line for an allowed write; heartbeats say 'debug' (thousands a second). */

@@ -6,7 +6,7 @@ import { RollcallError } from '../errors.js';
 import { errorBody } from '../schemas/api.js';
 import { UNDECLARED_ACCESS, type RouteAccess } from './access.js';
 import { presentedToken, type Credentials } from './credentials.js';
-import { missingScope, type Principal } from './rules.js';
+import { missingRole, missingScope, type Principal } from './rules.js';
 
 export interface AuthOptions {
   /** The credentials in force, a function so a reload swaps them; null when auth is off (no hook at all). */
@@ -18,7 +18,8 @@ export interface AuthOptions {
 function namespaceOf(req: FastifyRequest, access: Exclude<RouteAccess, string>): string | undefined {
   if (access.namespace !== undefined) return access.namespace;
   const from = access.namespaceFrom;
-  if (from === undefined) return undefined;
+  // `each`: many namespaces, checked per item by the handler.
+  if (from === undefined || from === 'each') return undefined;
   const value = (from === 'params' ? req.params : req.query) as Record<string, unknown> | undefined;
   const namespace = value?.namespace;
   // A repeated ?namespace= is an array: treat it as "every namespace" so it can only ask for more, never less.
@@ -54,6 +55,7 @@ function authenticate(req: FastifyRequest, credentials: Credentials): Principal 
 
 export function installAuth(app: FastifyInstance, options: AuthOptions): void {
   app.decorateRequest('principal', null);
+  app.decorateRequest('principalNow', null);
 
   app.addHook('onRoute', (route) => {
     // Swagger UI registers its own /docs routes; they are ops routes like the spec.
@@ -76,7 +78,8 @@ export function installAuth(app: FastifyInstance, options: AuthOptions): void {
     if (access === 'public' || (access === 'ops' && !options.protectOps)) return;
     const principal = authenticate(req, current());
     if (typeof access === 'object') {
-      const missing = missingScope(principal, access.action, namespaceOf(req, access));
+      const missing =
+        access.namespaceFrom === 'each' ? missingRole(principal, access.action) : missingScope(principal, access.action, namespaceOf(req, access));
       if (missing !== null) {
         throw new RollcallError(
           'forbidden',
@@ -86,6 +89,20 @@ export function installAuth(app: FastifyInstance, options: AuthOptions): void {
     }
     // Set only once allowed: the audit line below is for what was done, refusals are logged by the error handler.
     req.principal = principal;
+    // For routes that act for many items long after this check (the lease stream): the principal as the
+    // credentials in force say now, decided again only when a reload swapped them. Throws unauthorized once the
+    // credential is gone.
+    if (typeof access !== 'object' || access.namespaceFrom !== 'each') return;
+    let checkedWith = current();
+    let latest = principal;
+    req.principalNow = () => {
+      const credentials = current();
+      if (credentials !== checkedWith) {
+        latest = authenticate(req, credentials);
+        checkedWith = credentials;
+      }
+      return latest;
+    };
   });
 
   // Every write names who made it (never the token). Heartbeats log at debug: there are thousands a second.
@@ -104,5 +121,7 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Who made the request, once the auth hook accepted it; null when auth is off or the route is open. */
     principal: Principal | null;
+    /** The same, decided again against the credentials in force now (after a reload); null like `principal`. */
+    principalNow: (() => Principal) | null;
   }
 }

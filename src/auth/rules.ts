@@ -43,3 +43,11 @@ export function missingScope(principal: Principal, action: Action, namespace: st
       : principal.namespaces.some((glob) => namespaceMatches(glob, namespace));
   return inScope ? null : scope;
 }
+
+/**
+ * Null when `principal`'s role allows `action` somewhere; otherwise the missing scope as `action:<namespace>`.
+ * For requests that name many namespaces (lease renewals): each item is then checked with missingScope.
+ */
+export function missingRole(principal: Principal, action: Action): string | null {
+  return STRENGTH[principal.role] < STRENGTH[action] ? `${action}:<namespace>` : null;
+}

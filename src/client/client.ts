@@ -4,6 +4,7 @@ import { createApi, createServicesApi } from './api.js';
 import { DEFAULT_RETRY, type RetryOptions } from './backoff.js';
 import { createEndpoints, parseRegistryUrls } from './endpoints.js';
 import type { HttpConfig } from './http.js';
+import { LeaseStream } from './lease-stream.js';
 import { Registration, type RegisterOptions } from './registration.js';
 import { tlsDispatcher, type ClientTls } from './tls.js';
 import { WatchView, type WatchOptions } from './watch-view.js';
@@ -22,6 +23,12 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Backoff for background retries and reconnects. */
   retry?: RetryOptions;
+  /**
+   * Heartbeat every registration over one shared lease stream (GET /v1/leases, a WebSocket); default true. When
+   * the registry refuses it (an older registry) heartbeats go over HTTP, and the stream is tried again later.
+   * false: always one HTTP request per heartbeat.
+   */
+  leaseStream?: boolean;
 }
 
 export function createClient(options: ClientOptions) {
@@ -44,6 +51,25 @@ export function createClient(options: ClientOptions) {
   const retry: RetryOptions = { ...DEFAULT_RETRY, ...options.retry };
   const api = createApi(http);
   const registrations = new Set<Registration>();
+  const leases =
+    options.leaseStream === false
+      ? undefined
+      : new LeaseStream({
+          // Read at every (re)connect: the stream follows the replica the HTTP calls found answering (a stream
+          // that fails falls back to HTTP heartbeats, which fail over and move endpoints.current()).
+          get baseUrl() {
+            return endpoints.current();
+          },
+          timeoutMs: http.timeoutMs,
+          retry,
+          ...(http.token === undefined ? {} : { token: http.token }),
+          ...(options.tls === undefined ? {} : { tls: options.tls }),
+        });
+  const stopped = (r: Registration) => {
+    registrations.delete(r);
+    // No registration left to renew: no reason to hold a socket open.
+    if (registrations.size === 0) leases?.idle();
+  };
   const views = new Set<WatchView>();
   let closed = false;
 
@@ -69,7 +95,7 @@ export function createClient(options: ClientOptions) {
      */
     async register(input: RegisterOptions): Promise<Registration> {
       assertOpen();
-      const reg = new Registration(input, { api, retry, onStopped: (r) => registrations.delete(r) });
+      const reg = new Registration(input, { api, retry, onStopped: stopped, ...(leases === undefined ? {} : { leases }) });
       registrations.add(reg);
       await reg.start();
       return reg;
@@ -98,6 +124,7 @@ export function createClient(options: ClientOptions) {
       if (closed) return;
       closed = true;
       for (const r of [...registrations]) r.stop();
+      leases?.close();
       for (const v of [...views]) v.close();
       abort.abort();
       void http.dispatcher?.then((d) => d.close());

@@ -1,5 +1,5 @@
-// A registration that looks after itself: heartbeats about every ttl/3, registers again when the
-// registry forgot it (heartbeat 404), retries with backoff while the registry is unreachable, and
+// A registration that looks after itself: heartbeats about every ttl/3 (over the client's shared lease stream,
+// else over HTTP), registers again when the registry forgot it (heartbeat 404 / instance_not_found), retries with backoff while the registry is unreachable, and
 // re-applies the wanted state (status, weight, …) once it is back. Nothing here throws into the host
 // from a timer: background failures become 'error' events.
 import { EventEmitter } from 'node:events';
@@ -9,6 +9,7 @@ import type { Api } from './api.js';
 import { backoffDelay, jitter, type RetryOptions } from './backoff.js';
 import { RollcallClientError, isNotFound, isRetryable, toError } from './errors.js';
 import { startHealthCheck, type HealthCheckOptions, type HealthFlip, type HealthProbe } from './health.js';
+import { StreamUnavailable, type LeaseStream } from './lease-stream.js';
 
 export interface RegisterOptions {
   /** Default 'default'. */
@@ -29,6 +30,8 @@ export interface RegisterOptions {
 
 export interface RegistrationConfig {
   api: Api;
+  /** The client's shared lease stream; without it (or while it is unavailable) heartbeats go over HTTP. */
+  leases?: LeaseStream;
   retry: RetryOptions;
   onStopped: (r: Registration) => void;
 }
@@ -240,7 +243,7 @@ export class Registration extends EventEmitter<RegistrationEvents> {
         return;
       }
       try {
-        this.last = await this.config.api.heartbeat(this.namespace, this.service, this.id);
+        this.last = await this.renewLease();
         this.attempt = 0;
         this.schedule(this.heartbeatInterval());
       } catch (err) {
@@ -256,6 +259,22 @@ export class Registration extends EventEmitter<RegistrationEvents> {
       const delay = backoffDelay(this.attempt++, this.config.retry);
       this.schedule(this.isRegistered ? Math.min(delay, this.heartbeatInterval()) : delay);
     }
+  }
+
+  /** One heartbeat: over the shared lease stream, or over HTTP when the stream cannot carry it. */
+  private async renewLease(): Promise<Instance> {
+    const leases = this.config.leases;
+    if (leases !== undefined && this.last !== undefined) {
+      try {
+        const { ttlSeconds, expiresAt } = await leases.renew(this.namespace, this.service, this.id);
+        // The stream acknowledges the lease only; the rest of the registration is as last answered.
+        return { ...this.last, ttlSeconds, expiresAt };
+      } catch (err) {
+        // An answer from the registry (instance_not_found above all) is the caller's to handle, as over HTTP.
+        if (!(err instanceof StreamUnavailable)) throw err;
+      }
+    }
+    return this.config.api.heartbeat(this.namespace, this.service, this.id);
   }
 
   private heartbeatInterval(): number {

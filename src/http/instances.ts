@@ -61,9 +61,11 @@ export const instanceRoutes: FastifyPluginAsyncZod<InstanceRoutesOptions> = asyn
       try {
         const renewed = await registry.heartbeat(namespace, service, id);
         metrics.heartbeats.inc({ result: 'ok' });
+        metrics.leaseRenewals.inc({ transport: 'http', result: 'ok' });
         return renewed;
       } catch (err) {
         metrics.heartbeats.inc({ result: 'not_found' });
+        metrics.leaseRenewals.inc({ transport: 'http', result: 'not_found' });
         throw err;
       }
     },

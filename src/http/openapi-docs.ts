@@ -40,6 +40,9 @@ const BY_ROUTE: Record<string, string> = {
     'The instances and the revision they were read at (also in X-Rollcall-Revision); with ?index, once something changed or wait ran out',
   'GET /v1/namespaces/{namespace}/services 200': 'The services of the namespace with their instance counts',
   'GET /v1/namespaces 200': 'The namespaces with their service and instance counts',
+  'GET /v1/leases 101': 'Switching Protocols: from here on the socket carries LeaseStreamMessage messages, both ways',
+  'GET /v1/leases 426': 'Not a WebSocket upgrade: open it with a WebSocket client, or renew with POST /v1/leases/renew',
+  'POST /v1/leases/renew 200': 'One result per instance, in the order asked: renewed, or why not',
 };
 
 const openApiPath = (url: string) => url.replace(/:(\w+)/g, '{$1}');

@@ -48,7 +48,7 @@ export function onWebSocketError(this: FastifyInstance, error: Error, socket: We
 const CLOSE_GRACE_MS = 2000;
 
 /** Every server-side close sends a code and reason (a bare cut shows the client only 1006), then frees the socket. */
-function closeWebSocket(socket: WebSocket, code: number, reason: string): void {
+export function closeWebSocket(socket: WebSocket, code: number, reason: string): void {
   socket.close(code, reason);
   setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref();
 }
@@ -93,7 +93,8 @@ export const watchRoutes: FastifyPluginAsyncZod<WatchRoutesOptions> = async (
   const alive = new WeakMap<WebSocket, boolean>();
   const pinger = setInterval(() => {
     for (const socket of app.websocketServer.clients) {
-      if (socket.readyState !== socket.OPEN) continue;
+      // Only watchers: other WebSocket routes (the lease stream) keep their own liveness.
+      if (socket.readyState !== socket.OPEN || !alive.has(socket)) continue;
       if (alive.get(socket) === false) {
         // Unsent bytes mean it stopped reading: the slow-consumer close. Otherwise it did not answer in time.
         if (socket.bufferedAmount > 0) {
