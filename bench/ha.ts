@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
-import { Etcd3 } from 'etcd3';
+import { Etcd3, type Watcher } from 'etcd3';
 import WebSocket from 'ws';
 import { median, percentile, startBenchServer, type BenchServer } from './server-process.js';
 
@@ -182,8 +182,9 @@ async function etcdPropagation(endpoints: string[], prefix: string): Promise<Pro
   // One client per member, so the watchers are spread over the three like the replicas' watchers are.
   const clients = endpoints.map((e) => new Etcd3({ hosts: [e] }));
   const writer = new Etcd3({ hosts: endpoints });
+  let watchers: Watcher[] = [];
   try {
-    const watchers = await Promise.all(
+    watchers = await Promise.all(
       Array.from({ length: WATCHERS }, (_, i) => clients[i % clients.length]!.watch().prefix(`${prefix}prop/`).create()),
     );
     for (const w of watchers) {
@@ -194,6 +195,9 @@ async function etcdPropagation(endpoints: string[], prefix: string): Promise<Pro
     }
     return await propagate((i) => writer.lease(3600, { autoKeepAlive: false }).put(`${prefix}prop/p-${i}`).value(BODY(i)).exec(), sentAt, samples, WATCHERS * WRITES);
   } finally {
+    // Cancelled before the clients close: a watcher whose stream ends under it schedules a reconnect that would
+    // keep the process alive.
+    await Promise.all(watchers.map((w) => w.cancel()));
     for (const c of clients) c.close();
     writer.close();
   }
