@@ -5,6 +5,7 @@ import { runCoreBenchMedian } from './core.js';
 import { runHostileBenchMedian } from './hostile.js';
 import { runLeaseBenchMedian } from './leases.js';
 import { runDnsBench } from './dns.js';
+import { runHaBenchMedian } from './ha.js';
 import { runProxyLoopbackBench, runProxyNetnsBench } from './proxy.js';
 import { runRenderBench } from './render.js';
 import { runListCpuBench } from './list-cpu.js';
@@ -38,6 +39,7 @@ sections.push(['dashboard (issue 12)', await medianOf(runUiBench)]);
 // The 1M point is longer: `npm run bench:scale -- --max 1000000`.
 sections.push(['list of a 10k-instance service, in process (issue 14)', await runListCpuBench()]);
 for (const { row } of await runScaleBench({ sizes: [10_000, 100_000], runs })) sections.push([`scale at ${row.instances} instances (issue 14)`, row]);
+sections.push(['high availability on etcd, beside SQLite and raw etcd (issue 10)', await runHaBenchMedian(runs)]);
 
 console.log(`\nrollcall benchmarks, median of ${runs} runs (node ${process.version})\n`);
 for (const [title, values] of sections) {

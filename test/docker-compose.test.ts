@@ -30,6 +30,8 @@ interface Service {
   healthcheck?: Healthcheck;
   stop_signal?: string;
   cap_add?: string[];
+  profiles?: string[];
+  hostname?: string;
 }
 
 function flag(command: string[], name: string): string | undefined {
@@ -44,8 +46,9 @@ async function compose() {
 t.test('docker-compose.yml: the pieces fit together', async (t) => {
   const doc = await compose();
   const services = doc.services;
-  t.same(Object.keys(services).sort(), ['client', 'demo-1', 'demo-2', 'demo-service', 'haproxy', 'haproxy-render', 'nginx', 'nginx-render', 'node', 'registry']);
-  t.same(Object.keys(doc.volumes).sort(), ['haproxy-conf', 'nginx-conf', 'registry-data']);
+  const plain = Object.keys(services).filter((name) => services[name]!.profiles === undefined);
+  t.same(plain.sort(), ['client', 'demo-1', 'demo-2', 'demo-service', 'haproxy', 'haproxy-render', 'nginx', 'nginx-render', 'node', 'registry']);
+  t.same(Object.keys(doc.volumes).sort(), ['etcd-1-data', 'etcd-2-data', 'etcd-3-data', 'ha-haproxy-conf', 'haproxy-conf', 'nginx-conf', 'registry-data']);
 
   const registry = services.registry as Service;
   t.ok(registry.build, 'the registry is built from the Dockerfile');
@@ -125,7 +128,7 @@ t.test('docker-compose.yml: what issue 15 asked for', async (t) => {
       t.ok(services[dep], `${name} depends on an existing service ${dep}`);
       // HAProxy cannot be healthy before its sidecar wrote the first config: that one edge waits for "started".
       const expected =
-        name === 'haproxy-render' && dep === 'haproxy' ? 'service_started' : oneShot(services[dep]!) ? 'service_completed_successfully' : 'service_healthy';
+        (name === 'haproxy-render' && dep === 'haproxy') || (name === 'ha-haproxy-render' && dep === 'ha-haproxy') ? 'service_started' : oneShot(services[dep]!) ? 'service_completed_successfully' : 'service_healthy';
       t.equal(how.condition, expected, `${name} waits for ${dep}: ${expected}`);
     }
   }
@@ -144,7 +147,7 @@ t.test('docker-compose.yml: what issue 15 asked for', async (t) => {
   // Base images are pinned to a full version (not a moving major tag like `nginx:1.27` or `node:20-slim`).
   for (const [name, s] of Object.entries(services)) {
     if (s.build || !s.image || /:local$/.test(s.image)) continue;
-    t.match(s.image, /:\d+\.\d+\.\d+(-[a-z]+)?(@sha256:[0-9a-f]{64})?$/, `${name}: ${s.image} is pinned to a full version`);
+    t.match(s.image, /:v?\d+\.\d+\.\d+(-[a-z]+)?(@sha256:[0-9a-f]{64})?$/, `${name}: ${s.image} is pinned to a full version`);
   }
   // Network-side discovery: a node running `rollcall proxy` in nftables mode, and a client in its network
   // namespace calling the Service by its virtual address.
@@ -171,6 +174,80 @@ t.test('docker-compose.yml: what issue 15 asked for', async (t) => {
   t.match((client.command ?? []).join(' '), new RegExp(`fetch\\('http://${vip.replace(/\./g, '\\.')}/'\\)`), 'and calls the virtual address, port 80');
   t.equal(client.depends_on?.node?.condition, 'service_healthy', 'the client starts once the node has its rules');
 
+});
+
+t.test('docker-compose.yml: profile ha is 3 etcd members, 3 replicas on --store etcd, and clients of all three', async (t) => {
+  const { services } = await compose();
+  const ha = Object.keys(services).filter((name) => services[name]!.profiles?.includes('ha'));
+  t.same(ha.sort(), ['etcd-1', 'etcd-2', 'etcd-3', 'ha-demo-1', 'ha-demo-2', 'ha-haproxy', 'ha-haproxy-render', 'replica-1', 'replica-2', 'replica-3']);
+  const members = ['etcd-1', 'etcd-2', 'etcd-3'];
+  const peers = members.map((m) => `${m}=http://${m}:2380`).join(',');
+  const volumes = new Set<string>();
+  for (const m of members) {
+    const etcd = services[m] as Service;
+    const cmd = etcd.command ?? [];
+    const opt = (name: string) => cmd.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1);
+    t.match(etcd.image, /^quay\.io\/coreos\/etcd:v3\.5\.\d+$/, `${m}: the etcd project's image, pinned`);
+    t.equal(cmd[0], '/usr/local/bin/etcd');
+    t.equal(opt('--name'), m, `${m} is named after its service`);
+    t.equal(opt('--initial-cluster'), peers, `${m} knows all three peers`);
+    t.equal(opt('--initial-advertise-peer-urls'), `http://${m}:2380`);
+    t.equal(opt('--advertise-client-urls'), `http://${m}:2379`);
+    t.equal(opt('--initial-cluster-state'), 'new');
+    t.equal(opt('--initial-cluster-token'), 'rollcall-ha', 'one cluster token');
+    const volume = (etcd.volumes ?? []).find((v) => v.endsWith(`:${opt('--data-dir')}`));
+    t.ok(volume, `${m}: its data directory on a named volume`);
+    volumes.add(volume!.split(':')[0]!);
+    t.same(etcd.healthcheck?.test, ['CMD', '/usr/local/bin/etcdctl', '--endpoints=http://127.0.0.1:2379', 'endpoint', 'health'], `${m}: healthy when it serves with a leader`);
+    t.equal(etcd.ports, undefined, 'etcd is not published: only the replicas talk to it');
+  }
+  t.equal(volumes.size, 3, 'one volume per member');
+
+  const endpoints = members.map((m) => `http://${m}:2379`).join(',');
+  const replicas = ['replica-1', 'replica-2', 'replica-3'];
+  const published = new Set<string>();
+  for (const r of replicas) {
+    const replica = services[r] as Service;
+    const cmd = replica.command ?? [];
+    t.equal(replica.image, (services.registry as Service).image, `${r} runs the rollcall image`);
+    t.same(cmd.slice(0, 3), ['serve', '--host', '0.0.0.0']);
+    t.equal(flag(cmd, '--store'), 'etcd', `${r} stores in etcd`);
+    t.equal(flag(cmd, '--etcd-endpoints'), endpoints, `${r} knows every member`);
+    t.equal(flag(cmd, '--etcd-prefix'), '/rollcall', 'all replicas share one prefix: one registry');
+    t.equal(flag(cmd, '--service-cidr'), flag((services.registry as Service).command ?? [], '--service-cidr'));
+    t.same(Object.keys(replica.depends_on ?? {}).sort(), members, `${r} starts once the cluster is healthy`);
+    t.equal(replica.ports?.length, 1);
+    published.add(replica.ports![0]!.split(':')[1]!);
+    t.match(replica.healthcheck?.test?.join(' '), /fetch\('http:\/\/127\.0\.0\.1:7400\/readyz'\)/, `${r} is healthy when /readyz answers (503 without etcd)`);
+    t.equal((replica as { volumes?: unknown }).volumes, undefined, `${r} is stateless`);
+  }
+  t.equal(published.size, 3, 'each replica on its own host port');
+
+  const all = replicas.map((r) => `http://${r}:7400`).join(',');
+  for (const name of ['ha-demo-1', 'ha-demo-2', 'ha-haproxy-render']) {
+    const cmd = services[name]?.command ?? [];
+    t.equal(flag(cmd, '--registry'), all, `${name} talks to all three replicas`);
+    for (const r of replicas) t.equal(services[name]?.depends_on?.[r]?.condition, 'service_healthy');
+  }
+  for (const name of ['ha-demo-1', 'ha-demo-2']) {
+    const cmd = services[name]?.command ?? [];
+    t.equal(cmd[0], 'agent');
+    t.equal(flag(cmd, '--address'), name, 'peers reach it by its compose name');
+    t.equal(services[name]?.hostname, name);
+  }
+  const render = services['ha-haproxy-render'] as Service;
+  const renderCmd = render.command ?? [];
+  t.same(renderCmd.slice(0, 2), ['render', 'haproxy']);
+  t.ok(renderCmd.includes('--watch'));
+  t.equal(render.pid, 'service:ha-haproxy', 'signals the HAProxy beside it');
+  const listen = flag(renderCmd, '--listen');
+  t.ok(services['ha-haproxy']?.ports?.some((p) => p.endsWith(`:${listen}`)), `ha-haproxy publishes ${listen}`);
+  const conf = posix.dirname(flag(renderCmd, '--out') ?? '');
+  t.ok(render.volumes?.includes(`ha-haproxy-conf:${conf}`) && services['ha-haproxy']?.volumes?.includes(`ha-haproxy-conf:${conf}`), 'one config volume, shared');
+  const defaultPorts = Object.entries(services)
+    .filter(([, s]) => s.profiles === undefined)
+    .flatMap(([, s]) => (s.ports ?? []).map((p) => p.split(':')[1]));
+  for (const name of ha) for (const p of services[name]!.ports ?? []) t.notOk(defaultPorts.includes(p.split(':')[1]), `${name}: ${p} does not collide with the default stack`);
 });
 
 t.test('Dockerfile', async (t) => {

@@ -70,7 +70,8 @@ export interface HealthPlan {
 }
 
 export interface AgentPlan {
-  registry: string;
+  /** One base URL, or the replicas of one registry to fail over across (--registry a,b,c). */
+  registry: string[];
   token?: string;
   tls?: ClientTls;
   registration: RegisterOptions & { namespace: string; id: string };
@@ -132,13 +133,17 @@ function int(flag: string, value: string, min: number, max: number): number {
 export function planAgent(argv: string[], flags: AgentFlags, pid = process.pid): AgentPlan {
   const [command, ...args] = argv;
   if (command === undefined || command === '') throw new FlagError('no command given: rollcall agent [flags] -- CMD [ARGS...]');
-  let url: URL;
-  try {
-    url = new URL(flags.registry);
-  } catch {
-    throw new FlagError(`--registry must be a URL such as ${DEFAULT_REGISTRY_URL}, got "${flags.registry}"`);
+  const registry = flags.registry.split(',').map((u) => u.trim()).filter(Boolean);
+  if (registry.length === 0) throw new FlagError(`--registry must be a URL such as ${DEFAULT_REGISTRY_URL}, or a comma list of them`);
+  for (const u of registry) {
+    let url: URL;
+    try {
+      url = new URL(u);
+    } catch {
+      throw new FlagError(`--registry must be a URL such as ${DEFAULT_REGISTRY_URL} (or a comma list of them), got "${u}"`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new FlagError('--registry must be an http:// or https:// URL');
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new FlagError('--registry must be an http:// or https:// URL');
   if (!DNS_LABEL.test(flags.namespace)) throw new FlagError(`--namespace must be a DNS-1123 label (a-z, 0-9, "-"), got "${flags.namespace}"`);
   if (flags.service === undefined) throw new FlagError('--service is required');
   if (!DNS_LABEL.test(flags.service)) throw new FlagError(`--service must be a DNS-1123 label (a-z, 0-9, "-"), got "${flags.service}"`);
@@ -173,7 +178,7 @@ export function planAgent(argv: string[], flags: AgentFlags, pid = process.pid):
     throw new FlagError(`--drain-seconds must be a number of seconds from 0 to 86400, got "${flags.drainSeconds}"`);
   }
   const health = planHealth(flags);
-  const plan: AgentPlan = { registry: flags.registry, registration, drainMs: Math.round(drain * 1000), health, command, args };
+  const plan: AgentPlan = { registry, registration, drainMs: Math.round(drain * 1000), health, command, args };
   if (flags.token !== undefined) plan.token = flags.token;
   if (flags.envServices !== undefined) {
     const selection = parseServiceSelection(flags.envServices);
@@ -408,7 +413,7 @@ export function addAgentCommand(program: Command): void {
     .description('run CMD and keep it registered for its lifetime: starting → up → draining → gone')
     .usage('[flags] -- CMD [ARGS...]')
     .argument('[command...]', 'the command to run and its arguments, after --')
-    .addOption(new Option('--registry <url>', 'registry base URL').env('ROLLCALL_URL').default(DEFAULT_REGISTRY_URL));
+    .addOption(new Option('--registry <urls>', 'registry base URL, or a comma list of replicas to fail over across').env('ROLLCALL_URL').default(DEFAULT_REGISTRY_URL));
   addConnectionOptions(cmd)
     .option('-n, --namespace <namespace>', 'namespace', 'default')
     .option('--service <service>', 'service name (required)')

@@ -14,7 +14,8 @@ Exit codes: 0 ok, 1 bad input (bad flags or a 4xx refusal), 2 registry unreachab
 export const DEFAULT_REGISTRY_URL = 'http://127.0.0.1:7400';
 
 export interface RegistryFlags {
-  registry: string;
+  /** One base URL, or the replicas of one registry (--registry a,b,c) to fail over across. */
+  registry: string[];
   /** From --token, ROLLCALL_TOKEN or (read before the action runs) --token-file. */
   token?: string;
   /** From --ca-file, --cert and --key (read before the action runs). */
@@ -70,7 +71,10 @@ export function addConnectionOptions(cmd: Command): Command {
 /** --registry (or ROLLCALL_URL), the connection options, and --json when `json` is set. */
 export function addRegistryOptions(cmd: Command, { json = true } = {}): Command {
   cmd.addOption(
-    new Option('--registry <url>', 'registry base URL').env('ROLLCALL_URL').default(DEFAULT_REGISTRY_URL).argParser(parseUrl),
+    new Option('--registry <urls>', 'registry base URL, or a comma list of replicas to fail over across')
+      .env('ROLLCALL_URL')
+      .default([DEFAULT_REGISTRY_URL], DEFAULT_REGISTRY_URL)
+      .argParser(parseRegistries),
   );
   addConnectionOptions(cmd);
   if (json) cmd.option('--json', 'print the answer as JSON');
@@ -90,6 +94,13 @@ export function parseUrl(value: string): string {
   // The base URL is where /v1/… is appended; people often paste the API's URL itself (…/v1 or …/v1/): accept it.
   const path = url.pathname.replace(/\/+$/, '').replace(/\/v1$/, '');
   return `${url.protocol}//${url.host}${path}`;
+}
+
+/** --registry URL or URL,URL,…: the replicas of one registry, each checked like parseUrl. */
+export function parseRegistries(value: string): string[] {
+  const urls = value.split(',').map((u) => u.trim()).filter(Boolean);
+  if (urls.length === 0) throw new InvalidArgumentError('must be one URL or a comma list of URLs');
+  return [...new Set(urls.map(parseUrl))];
 }
 
 export function intParser(min: number, max: number): (value: string) => number {

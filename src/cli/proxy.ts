@@ -14,7 +14,7 @@ import { createNftablesDataPlane } from '../dataplane/nftables/dataplane.js';
 import { createNftRunner } from '../dataplane/nftables/nft.js';
 import { createUserspaceProxy } from '../dataplane/userspace/proxy.js';
 import { DNS_LABEL } from '../schemas/instance.js';
-import { intParser, parseUrl } from './options.js';
+import { intParser, parseRegistries } from './options.js';
 
 const MODES = ['nftables', 'userspace'] as const;
 type Mode = (typeof MODES)[number];
@@ -33,12 +33,6 @@ interface ProxyFlags {
   connectTimeout: number;
   maxTries: number;
   drainGrace: number;
-}
-
-function parseRegistries(value: string): string[] {
-  const urls = value.split(',').map((u) => u.trim()).filter(Boolean);
-  if (urls.length === 0) throw new InvalidArgumentError('must be one URL or a comma list of URLs');
-  return urls.map(parseUrl);
 }
 
 function parseNamespace(value: string): string {

@@ -198,7 +198,7 @@ async function renderOnce(client: RollcallClient, prepare: Prepare, flags: Rende
     await Promise.race([
       view.ready,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no snapshot from ${flags.registry} within ${flags.readyTimeout} ms`)), flags.readyTimeout);
+        timer = setTimeout(() => reject(new Error(`no snapshot from ${flags.registry.join(',')} within ${flags.readyTimeout} ms`)), flags.readyTimeout);
       }),
     ]);
   } finally {
@@ -247,7 +247,7 @@ async function follow(client: RollcallClient, prepare: Prepare, resolver: HostRe
     maxDelayMs: flags.maxDelay,
     onError: (err) => log(`render failed: ${describeError(err)}`),
   });
-  log(`following namespace ${flags.namespace} at ${flags.registry}`);
+  log(`following namespace ${flags.namespace} at ${flags.registry.join(',')}`);
   const signal = await stopSignal;
   await follower.stop();
   view.close();

@@ -1,4 +1,5 @@
-// rollcall watch: one line per change, following the registry across reconnects and restarts.
+// rollcall watch: one line per change, following the registry across reconnects and restarts, and across its
+// replicas (--registry a,b,c): a lost connection resumes on the next replica with sinceRevision at once.
 import { Option, type Command } from 'commander';
 import WebSocket from 'ws';
 import { backoffDelay } from '../client/backoff.js';
@@ -82,6 +83,10 @@ export function addWatchCommand(program: Command) {
 function follow(flags: WatchFlags) {
   let since = flags.since;
   let attempt = 0;
+  /** flags.registry[replica] is where the current connection goes; moves on whenever a connection ends badly. */
+  let replica = 0;
+  /** Replicas that failed in a row since the last message: until each was tried, the next is tried without delay. */
+  let failovers = 0;
   let stopping = false;
   let socket: WebSocket | undefined;
 
@@ -94,17 +99,39 @@ function follow(flags: WatchFlags) {
   process.once('SIGTERM', stop);
 
   const connect = () => {
-    const url = new URL('/v1/watch', flags.registry.replace(/^http/, 'ws'));
+    const url = new URL('/v1/watch', flags.registry[replica]!.replace(/^http/, 'ws'));
     if (flags.namespace) url.searchParams.set('namespace', flags.namespace);
     if (flags.service) url.searchParams.set('service', flags.service);
     if (flags.resources) url.searchParams.set('resources', flags.resources);
     if (since !== undefined) url.searchParams.set('sinceRevision', String(since));
     const ws = new WebSocket(url, { ...(flags.token ? { headers: { authorization: `Bearer ${flags.token}` } } : {}), ...flags.tls });
     socket = ws;
-    ws.on('unexpected-response', (_req, res) => {
+    let ended = false;
+    // This connection is over: the next replica at once until each was tried in a row, then with backoff.
+    const next = () => {
+      if (stopping || ended) return;
+      ended = true;
+      const replicas = flags.registry.length;
+      replica = (replica + 1) % replicas;
+      if (replicas > 1 && failovers < replicas - 1) {
+        failovers++;
+        setImmediate(connect);
+        return;
+      }
+      failovers = 0;
+      setTimeout(connect, backoffDelay(attempt++, { minMs: 200, maxMs: 5000 }));
+    };
+    ws.on('unexpected-response', (req, res) => {
       let text = '';
       res.on('data', (d: Buffer) => (text += d.toString()));
       res.on('end', () => {
+        // A replica that lost its store (503) or is broken: another may answer.
+        if ((res.statusCode ?? 0) >= 500) {
+          process.stderr.write(`rollcall: ${url.host} answered HTTP ${res.statusCode}; trying the next replica\n`);
+          req.destroy();
+          next();
+          return;
+        }
         let message = `the registry answered HTTP ${res.statusCode}`;
         try {
           message = (JSON.parse(text) as { message?: string }).message ?? message;
@@ -117,6 +144,7 @@ function follow(flags: WatchFlags) {
     });
     ws.on('open', () => (attempt = 0));
     ws.on('message', (data) => {
+      failovers = 0;
       const text = data.toString();
       const m = JSON.parse(text) as WireMessage;
       if (m.type === 'ERROR') {
@@ -133,10 +161,7 @@ function follow(flags: WatchFlags) {
     ws.on('error', (err) => {
       if (attempt === 0) process.stderr.write(`rollcall: watch connection failed (${err.message}); retrying\n`);
     });
-    ws.on('close', () => {
-      if (stopping) return;
-      setTimeout(connect, backoffDelay(attempt++, { minMs: 200, maxMs: 5000 }));
-    });
+    ws.on('close', next);
   };
   connect();
 }

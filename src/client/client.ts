@@ -2,6 +2,7 @@
 // all owned by one client so that close() stops every timer and socket it started.
 import { createApi, createServicesApi } from './api.js';
 import { DEFAULT_RETRY, type RetryOptions } from './backoff.js';
+import { createEndpoints, parseRegistryUrls } from './endpoints.js';
 import type { HttpConfig } from './http.js';
 import { LeaseStream } from './lease-stream.js';
 import { Registration, type RegisterOptions } from './registration.js';
@@ -9,8 +10,11 @@ import { tlsDispatcher, type ClientTls } from './tls.js';
 import { WatchView, type WatchOptions } from './watch-view.js';
 
 export interface ClientOptions {
-  /** The registry's base URL, e.g. http://127.0.0.1:7400 */
-  url: string;
+  /**
+   * The registry's base URL, e.g. http://127.0.0.1:7400, or the URLs of several replicas of one registry
+   * (rollcall over etcd): calls, watch views and heartbeats then fail over to the next replica when one fails.
+   */
+  url: string | readonly string[];
   /** Sent as `Authorization: Bearer <token>`. */
   token?: string;
   /** For an https:// registry: the CA to trust and, for mutual TLS, a client certificate and key (PEM). */
@@ -28,18 +32,13 @@ export interface ClientOptions {
 }
 
 export function createClient(options: ClientOptions) {
-  let parsed: URL;
-  try {
-    parsed = new URL(options.url);
-  } catch {
-    throw new TypeError(`Invalid registry URL "${options.url}".`);
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new TypeError(`Invalid registry URL "${options.url}": use http:// or https://.`);
-  }
+  const endpoints = createEndpoints(parseRegistryUrls(options.url));
   const abort = new AbortController();
   const http: HttpConfig = {
-    baseUrl: parsed.href.replace(/\/+$/, ''),
+    endpoints,
+    get baseUrl() {
+      return endpoints.current();
+    },
     timeoutMs: options.timeoutMs ?? 5000,
     signal: abort.signal,
   };
@@ -56,7 +55,11 @@ export function createClient(options: ClientOptions) {
     options.leaseStream === false
       ? undefined
       : new LeaseStream({
-          baseUrl: http.baseUrl,
+          // Read at every (re)connect: the stream follows the replica the HTTP calls found answering (a stream
+          // that fails falls back to HTTP heartbeats, which fail over and move endpoints.current()).
+          get baseUrl() {
+            return endpoints.current();
+          },
           timeoutMs: http.timeoutMs,
           retry,
           ...(http.token === undefined ? {} : { token: http.token }),
@@ -76,7 +79,12 @@ export function createClient(options: ClientOptions) {
 
   return {
     ...api,
-    url: http.baseUrl,
+    /** The replica calls go to first now (the only one when the client was given one URL). */
+    get url(): string {
+      return endpoints.current();
+    },
+    /** Every replica the client was given, in the order given. */
+    urls: endpoints.urls,
     /** Explicit Services (stable virtual IPs): put, get, delete, list. */
     services: createServicesApi(http),
 
@@ -100,7 +108,7 @@ export function createClient(options: ClientOptions) {
     watch(watchOptions: WatchOptions = {}): WatchView {
       assertOpen();
       const view = new WatchView(watchOptions, {
-        baseUrl: http.baseUrl,
+        endpoints,
         timeoutMs: http.timeoutMs,
         retry,
         onClosed: (v: WatchView) => views.delete(v),

@@ -8,11 +8,16 @@
 // - ERROR revision_compacted / revision_ahead → drop the resume point and connect again for a fresh
 //   SNAPSHOT. The old contents stay visible until it arrives: a stale view beats an empty one;
 // - anything else → reconnect with backoff, forever, until close().
+// With several replicas (url: [a, b, c]) a connection that fails or closes moves the view to the next replica at
+// once, resuming there with sinceRevision: over etcd every replica numbers revisions alike, so the resumed stream
+// continues exactly where the lost one stopped. Backoff starts only when every replica failed in a row. A replica
+// that has not reached the resume point yet (revision_ahead) is asked again a few times before the view lists again.
 import { EventEmitter } from 'node:events';
 import WebSocket, { type RawData } from 'ws';
 import type { Instance, InstanceStatus, RegistryEvent } from '../schemas/instance.js';
 import type { Service, ServiceEvent, WatchResource } from '../schemas/service.js';
 import { backoffDelay, type RetryOptions } from './backoff.js';
+import type { Endpoints } from './endpoints.js';
 import { RollcallClientError, isRetryable } from './errors.js';
 import { answerError, authHeaders } from './http.js';
 import { compareInstances, createPicker, instanceKey } from './routing.js';
@@ -47,7 +52,7 @@ export interface ViewChange {
 }
 
 export interface WatchViewConfig {
-  baseUrl: string;
+  endpoints: Endpoints;
   token?: string;
   tls?: ClientTls;
   timeoutMs: number;
@@ -62,11 +67,18 @@ type WatchMessage =
   | { type: 'BOOKMARK'; revision: number }
   | { type: 'ERROR'; code: string; message: string };
 
-type ViewEvents = { change: [ViewChange]; error: [Error] };
+/**
+ * 'change': coalesced, at most once per turn of the event loop. 'event': every ADDED/MODIFIED/DELETED the view
+ * applies, one by one, in revision order (each revision once, also across reconnects and replicas); a relist
+ * (SNAPSHOT) is not an event, only a 'change'.
+ */
+type ViewEvents = { change: [ViewChange]; event: [RegistryEvent | ServiceEvent]; error: [Error] };
 
 /** Close code the registry uses for a watcher that fell too far behind (issue 3). */
 export const SLOW_CONSUMER_CLOSE = 4008;
 const MAX_ERROR_BODY = 64 * 1024;
+/** How many times a lagging replica may refuse our resume point before the view lists again instead. */
+const MAX_AHEAD_REFUSALS = 5;
 
 export class WatchView extends EventEmitter<ViewEvents> {
   /** undefined = every namespace. */
@@ -94,7 +106,16 @@ export class WatchView extends EventEmitter<ViewEvents> {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private attempt = 0;
+  /** The replica the open (or opening) socket goes to. */
+  private replica = '';
+  /** The replica `rev` was learnt from; another replica whose cache lags may briefly not have reached it. */
+  private revFrom = '';
+  /** Replicas that failed in a row since the last message: below their number, the next is tried without delay. */
+  private failovers = 0;
+  /** Resumes refused as revision_ahead by a replica other than revFrom, in a row. */
+  private aheadRefusals = 0;
   private relistNow = false;
+  private resumeLater = false;
   private closed = false;
   private changePending = false;
   private pendingKinds = { instances: false, services: false };
@@ -200,7 +221,8 @@ export class WatchView extends EventEmitter<ViewEvents> {
     if (this.resources.length !== 1 || this.resources[0] !== 'instances') q.set('resources', this.resources.join(','));
     if (this.synced) q.set('sinceRevision', String(this.rev));
     q.set('bookmarkSeconds', String(this.bookmarkSeconds));
-    const url = `${this.config.baseUrl.replace(/^http/, 'ws')}/v1/watch?${q.toString()}`;
+    this.replica = this.config.endpoints.current();
+    const url = `${this.replica.replace(/^http/, 'ws')}/v1/watch?${q.toString()}`;
     const ws = new WebSocket(url, { headers: authHeaders(this.config.token), handshakeTimeout: this.config.timeoutMs, ...this.config.tls });
     this.socket = ws;
     let lastError: Error | undefined;
@@ -231,7 +253,7 @@ export class WatchView extends EventEmitter<ViewEvents> {
         const err = answerError(res.statusCode ?? 0, body, 'GET /v1/watch');
         if (isRetryable(err)) {
           this.report(err);
-          this.scheduleReconnect();
+          this.failOver();
         } else if (this.synced) {
           // Refused while resuming: maybe our resume point is what the registry objects to. List once more
           // without it before giving up; a second refusal then fails the view.
@@ -250,6 +272,8 @@ export class WatchView extends EventEmitter<ViewEvents> {
   private onMessage(ws: WebSocket, data: RawData): void {
     if (this.socket !== ws || this.closed) return;
     this.armIdle(ws);
+    if (this.failovers > 0 || this.config.endpoints.current() !== this.replica) this.config.endpoints.succeeded(this.replica);
+    this.failovers = 0;
     let msg: WatchMessage;
     try {
       msg = JSON.parse(data.toString()) as WatchMessage;
@@ -264,8 +288,10 @@ export class WatchView extends EventEmitter<ViewEvents> {
         if (this.resources.includes('services')) this.serviceItems = new Map((msg.services ?? []).map((s) => [serviceKey(s.namespace, s.name), s]));
         this.pendingKinds = { instances: this.resources.includes('instances'), services: this.resources.includes('services') };
         this.rev = msg.revision;
+        this.revFrom = this.replica;
         this.synced = true;
         this.attempt = 0;
+        this.aheadRefusals = 0;
         if (!this.isReady) {
           this.isReady = true;
           this.resolveReady();
@@ -291,16 +317,28 @@ export class WatchView extends EventEmitter<ViewEvents> {
           this.pendingKinds.instances = true;
         }
         this.rev = msg.revision;
+        this.revFrom = this.replica;
+        this.aheadRefusals = 0;
+        if (this.listenerCount('event') > 0) this.emit('event', msg as RegistryEvent | ServiceEvent);
         this.changed();
         return;
       }
       case 'BOOKMARK': {
         this.attempt = 0;
-        if (this.synced && msg.revision > this.rev) this.rev = msg.revision;
+        if (this.synced && msg.revision > this.rev) {
+          this.rev = msg.revision;
+          this.revFrom = this.replica;
+        }
+        this.aheadRefusals = 0;
         return;
       }
       case 'ERROR': {
-        if (msg.code === 'revision_compacted' || msg.code === 'revision_ahead') {
+        if (msg.code === 'revision_ahead' && this.replica !== this.revFrom && this.aheadRefusals < MAX_AHEAD_REFUSALS) {
+          // Resuming on another replica whose cache has not caught up with the one we left yet: try the same
+          // resume point again shortly (the backoff) rather than throwing the view's history away.
+          this.aheadRefusals++;
+          this.resumeLater = true;
+        } else if (msg.code === 'revision_compacted' || msg.code === 'revision_ahead') {
           // Our resume point is useless (history trimmed, or the registry lost its data): list again.
           this.synced = false;
           this.relistNow = true;
@@ -326,6 +364,11 @@ export class WatchView extends EventEmitter<ViewEvents> {
       this.scheduleReconnect(0);
       return;
     }
+    if (this.resumeLater) {
+      this.resumeLater = false;
+      this.scheduleReconnect();
+      return;
+    }
     if (code === SLOW_CONSUMER_CLOSE && this.attempt === 0) {
       // We fell behind; resume from our revision right away.
       this.attempt++;
@@ -333,11 +376,24 @@ export class WatchView extends EventEmitter<ViewEvents> {
       return;
     }
     const err = lastError
-      ? new RollcallClientError('unreachable', `Watch connection to ${this.config.baseUrl} failed (${describe(lastError)}); reconnecting.`, {
+      ? new RollcallClientError('unreachable', `Watch connection to ${this.replica} failed (${describe(lastError)}); reconnecting.`, {
           cause: lastError,
         })
-      : new RollcallClientError('disconnected', `Watch connection closed by the registry (${code}${reason ? ` ${reason}` : ''}); reconnecting.`);
+      : new RollcallClientError('disconnected', `Watch connection closed by the registry at ${this.replica} (${code}${reason ? ` ${reason}` : ''}); reconnecting.`);
     this.report(err);
+    this.failOver();
+  }
+
+  /** The replica failed us: the next one right away while some replica has not been tried in this round, else backoff. */
+  private failOver(): void {
+    const { endpoints } = this.config;
+    endpoints.failed(this.replica);
+    if (endpoints.urls.length > 1 && this.failovers < endpoints.urls.length - 1) {
+      this.failovers++;
+      this.scheduleReconnect(0);
+      return;
+    }
+    this.failovers = 0;
     this.scheduleReconnect();
   }
 
