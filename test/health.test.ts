@@ -200,6 +200,8 @@ t.test('client library: registration.healthCheck flips with rise/fall and stops 
   t.match(down.metadata[HEALTH_METADATA.result], /^failing: (the check returned false|the check threw: database gone)$/);
   healthy = true;
   await waitFor(async () => (await api(url)).body?.status === 'up', 10_000, 'up');
+  // The registry shows the PATCH before the client has read its answer and emitted the flip.
+  await waitFor(() => flips.length >= 2, 10_000, 'the recovery flip');
   t.same(flips, ['sick down', 'healthy up']);
 
   // A probe slower than timeoutMs counts as a failure.
