@@ -2,23 +2,14 @@
 // Eureka renewals/s, beside rollcall's own REST heartbeats/s measured on the same server in the same run.
 import autocannon from 'autocannon';
 import { Agent, request } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { median, percentile, startBenchServer } from './server-process.js';
+import { freePort, median, percentile, startBenchServer } from './server-process.js';
 
 const WAITERS = 1000;
 const INSTANCES = 1000;
 // Every wake-up change sets a weight the instance did not have, so it is a real change (an equal PATCH is not).
 let weights = 1;
 const nextWeight = () => (weights = (weights % 255) + 1);
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
 
 async function send(url: string, method: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
   const res = await fetch(url, { method, headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });

@@ -10,28 +10,19 @@
 // bounded by that, and the ratios (rollcall on etcd / raw etcd) are the meaningful part.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
 import { Etcd3, type Watcher } from 'etcd3';
 import WebSocket from 'ws';
-import { median, percentile, startBenchServer, type BenchServer } from './server-process.js';
+import { freePort, median, percentile, startBenchServer, type BenchServer } from './server-process.js';
 
 const N = 5000;
 const IN_FLIGHT = 64;
 const WATCHERS = Number(process.env.BENCH_HA_WATCHERS ?? 1000);
 const WRITES = 100;
 const BODY = (i: number) => JSON.stringify({ address: `10.2.${Math.floor(i / 250)}.${i % 250}`, port: 8080, ttlSeconds: 3600 });
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
 
 async function until(what: string, condition: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -14,13 +14,12 @@
 import autocannon from 'autocannon';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
 import WebSocket from 'ws';
-import { median, startBenchServer } from './server-process.js';
+import { freePort, median, startBenchServer } from './server-process.js';
 
 const INSTANCES = 10_000;
 // Messages in flight per stream (the issue's concurrency 64); BENCH_IN_FLIGHT changes it, for both registries alike.
@@ -124,14 +123,6 @@ async function httpRenewals(url: string): Promise<number> {
   });
   if (res.non2xx > 0) throw new Error(`${res.non2xx} heartbeats failed`);
   return Math.round(res.requests.average);
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
 }
 
 export function haveEtcd(): boolean {
